@@ -1,0 +1,299 @@
+// Package settings turns a data source's jsonData and decrypted secrets into validated,
+// defaulted settings, and says where the cache lives. It depends on nothing of Grafana's, so
+// that the rules can be tested and fuzzed on their own.
+package settings
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults and bounds from the product contract.
+const (
+	DefaultPollInterval      = time.Minute
+	MinPollInterval          = 10 * time.Second
+	DefaultRequestsPerSecond = 1.0
+	MaxRequestsPerSecond     = 10.0
+	DefaultPageSize          = 500
+	MaxPageSize              = 500
+	DefaultRetentionDays     = 400
+	// MaxLookback is how far back Wiz keeps audit entries; backfill never asks for more.
+	MaxLookback = 180 * 24 * time.Hour
+	// DefaultAuthURL is the token endpoint of current commercial tenants.
+	DefaultAuthURL = "https://auth.app.wiz.io/oauth/token"
+)
+
+// Secret keys of secureJsonData, as the config editor writes them.
+const (
+	SecretClientID     = "clientId"
+	SecretClientSecret = "clientSecret"
+)
+
+var dataCenterPattern = regexp.MustCompile(`^[a-z]{2,}[0-9]+$`)
+
+// Settings are one data source's validated settings.
+type Settings struct {
+	DataCenter string
+	APIURL     string // the GraphQL endpoint, always ending in /graphql
+	AuthURL    string
+
+	// BackfillStart is zero when no history is wanted. BackfillClamped tells that the
+	// configured start was older than MaxLookback and was moved to now - MaxLookback.
+	BackfillStart   time.Time
+	BackfillClamped bool
+
+	PollInterval      time.Duration
+	RequestsPerSecond float64
+	PageSize          int
+	RetentionDays     int
+
+	ClientID     string
+	ClientSecret string
+}
+
+// Fingerprint identifies the tenant and credentials a cache was filled from, without the secret:
+// a cache of another tenant must never be mixed with this one.
+func (s Settings) Fingerprint() string {
+	sum := sha256.Sum256([]byte(s.DataCenter + "\x00" + s.APIURL + "\x00" + s.ClientID))
+	return hex.EncodeToString(sum[:16])
+}
+
+// FieldError is a problem with one setting; Field is its jsonData or secureJsonData key.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// ErrNotConfigured is returned (joined with nothing else) when the secrets are missing.
+var ErrNotConfigured = errors.New("the data source is not configured: enter the Wiz service account's Client ID and Client Secret")
+
+// jsonData mirrors the plain settings. Numbers arrive as JSON numbers from the config page but
+// often as strings from provisioning files, so they are decoded leniently.
+type jsonData struct {
+	DataCenter        string     `json:"dataCenter"`
+	APIURL            string     `json:"apiUrl"`
+	AuthURL           string     `json:"authUrl"`
+	BackfillStart     string     `json:"backfillStart"`
+	PollInterval      string     `json:"pollInterval"`
+	RequestsPerSecond flexNumber `json:"requestsPerSecond"`
+	PageSize          flexNumber `json:"pageSize"`
+	RetentionDays     flexNumber `json:"retentionDays"`
+}
+
+// flexNumber accepts 2, 2.5, "2", "2.5", null and "" (the last two meaning unset).
+type flexNumber struct {
+	set bool
+	raw string
+}
+
+func (n *flexNumber) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s = strings.TrimSpace(s)
+		n.set, n.raw = s != "", s
+		return nil
+	}
+	if len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		n.set, n.raw = true, string(b)
+		return nil
+	}
+	n.set, n.raw = true, string(b) // an object, list or bool: reported as not a number
+	return nil
+}
+
+// Load parses and validates the settings. now is the reference for backfillStart. Every problem
+// found is returned, joined; each is a *FieldError naming its key, or ErrNotConfigured.
+func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, error) {
+	var (
+		s    Settings
+		errs []error
+		jd   jsonData
+	)
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	if len(bytes.TrimSpace(rawJSON)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(rawJSON))
+		if err := dec.Decode(&jd); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) && typeErr.Field != "" {
+				fail(typeErr.Field, "must be a %s, not a JSON %s", typeErr.Type.Kind(), typeErr.Value)
+			} else {
+				fail("jsonData", "is not a JSON object (%v)", err)
+			}
+			return s, errors.Join(errs...)
+		}
+	}
+
+	s.DataCenter = strings.TrimSpace(jd.DataCenter)
+	apiURL := strings.TrimSpace(jd.APIURL)
+	switch {
+	case s.DataCenter != "" && !dataCenterPattern.MatchString(s.DataCenter):
+		fail("dataCenter", "%q is not a Wiz data center: use the short code from Tenant Info in the Wiz portal, such as us1, us17 or eu2", truncate(s.DataCenter))
+	case s.DataCenter == "" && apiURL == "":
+		fail("dataCenter", "is required (the short code from Tenant Info in the Wiz portal, such as us1, us17 or eu2), unless apiUrl is set")
+	}
+	if apiURL != "" {
+		if u, err := checkURL(apiURL); err != nil {
+			fail("apiUrl", "%v", err)
+		} else {
+			s.APIURL = graphQLEndpoint(u)
+		}
+	} else if s.DataCenter != "" && dataCenterPattern.MatchString(s.DataCenter) {
+		s.APIURL = "https://api." + s.DataCenter + ".app.wiz.io/graphql"
+	}
+
+	s.AuthURL = DefaultAuthURL
+	if authURL := strings.TrimSpace(jd.AuthURL); authURL != "" {
+		if u, err := checkURL(authURL); err != nil {
+			fail("authUrl", "%v", err)
+		} else {
+			s.AuthURL = u.String()
+		}
+	}
+
+	if bs := strings.TrimSpace(jd.BackfillStart); bs != "" {
+		t, err := parseDate(bs)
+		switch {
+		case err != nil:
+			fail("backfillStart", "%q is not a date: use RFC 3339, such as 2026-06-01 or 2026-06-01T00:00:00Z", truncate(bs))
+		case t.After(now):
+			fail("backfillStart", "%s is in the future: choose a date in the last 180 days", t.Format(time.RFC3339))
+		case t.Before(now.Add(-MaxLookback)):
+			s.BackfillStart, s.BackfillClamped = now.Add(-MaxLookback).UTC(), true
+		default:
+			s.BackfillStart = t.UTC()
+		}
+	}
+
+	s.PollInterval = DefaultPollInterval
+	if pi := strings.TrimSpace(jd.PollInterval); pi != "" {
+		d, err := time.ParseDuration(pi)
+		switch {
+		case err != nil:
+			fail("pollInterval", "%q is not a duration: use a Go duration such as 30s, 1m or 5m", truncate(pi))
+		case d < MinPollInterval:
+			fail("pollInterval", "%s is too short: at least 10s", d)
+		default:
+			s.PollInterval = d
+		}
+	}
+
+	s.RequestsPerSecond = DefaultRequestsPerSecond
+	if jd.RequestsPerSecond.set {
+		f, err := strconv.ParseFloat(jd.RequestsPerSecond.raw, 64)
+		if err != nil || !(f > 0 && f <= MaxRequestsPerSecond) {
+			fail("requestsPerSecond", "must be a number above 0 and at most 10 (got %s)", truncate(jd.RequestsPerSecond.raw))
+		} else {
+			s.RequestsPerSecond = f
+		}
+	}
+
+	s.PageSize = DefaultPageSize
+	if jd.PageSize.set {
+		n, err := strconv.Atoi(jd.PageSize.raw)
+		if err != nil || n < 1 || n > MaxPageSize {
+			fail("pageSize", "must be a whole number from 1 to 500 (got %s)", truncate(jd.PageSize.raw))
+		} else {
+			s.PageSize = n
+		}
+	}
+
+	s.RetentionDays = DefaultRetentionDays
+	if jd.RetentionDays.set {
+		n, err := strconv.Atoi(jd.RetentionDays.raw)
+		if err != nil || n < 0 {
+			fail("retentionDays", "must be a whole number of days, 0 or more (0 keeps everything; got %s)", truncate(jd.RetentionDays.raw))
+		} else {
+			s.RetentionDays = n
+		}
+	}
+
+	s.ClientID = strings.TrimSpace(secure[SecretClientID])
+	s.ClientSecret = strings.TrimSpace(secure[SecretClientSecret])
+	switch {
+	case s.ClientID == "" && s.ClientSecret == "":
+		errs = append(errs, ErrNotConfigured)
+	case s.ClientID == "":
+		fail(SecretClientID, "is not configured: enter the Wiz service account's Client ID")
+	case s.ClientSecret == "":
+		fail(SecretClientSecret, "is not configured: enter the Wiz service account's Client Secret")
+	}
+	return s, errors.Join(errs...)
+}
+
+// checkURL accepts https URLs, and http ones only to a loopback host: tokens and audit data
+// never travel in clear text.
+func checkURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("%q is not an absolute URL such as https://api.us17.app.wiz.io/graphql", truncate(raw))
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("must not carry credentials in the URL")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("%q uses plain http to a non-loopback host: use https (http is only allowed for localhost)", truncate(raw))
+		}
+	default:
+		return nil, fmt.Errorf("%q must start with https://", truncate(raw))
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// graphQLEndpoint accepts the URL with or without the /graphql suffix.
+func graphQLEndpoint(u *url.URL) string {
+	c := *u
+	c.Path = strings.TrimRight(c.Path, "/")
+	if !strings.HasSuffix(c.Path, "/graphql") {
+		c.Path += "/graphql"
+	}
+	return c.String()
+}
+
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+// truncate keeps user input short in messages.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
