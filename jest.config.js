@@ -2,7 +2,17 @@
 // generally used by snapshots, but can affect specific tests
 process.env.TZ = 'UTC';
 
+const base = require('./.config/jest.config');
+
+// The scaffold's swc transform only matches .js/.jsx/.ts/.tsx. Some ESM-only dependencies of
+// @grafana/data (d3-color and friends) ship .mjs files: run them through the same transform.
+const [[, swcTransform]] = Object.entries(base.transform);
+
 module.exports = {
-  // Jest configuration provided by Grafana scaffolding
-  ...require('./.config/jest.config'),
+  ...base,
+  transform: {
+    ...base.transform,
+    '^.+\\.mjs$': swcTransform,
+  },
+  moduleFileExtensions: ['js', 'mjs', 'cjs', 'jsx', 'ts', 'tsx', 'json', 'node'],
 };

@@ -30,8 +30,15 @@ export function getPackageJson() {
   return loadJson(path.resolve(process.cwd(), 'package.json'));
 }
 
+// This plugin keeps its plugin.json at the repository root (the backend build reads it there
+// too); fall back to the create-plugin default of src/plugin.json.
+export function getPluginJsonPath() {
+  const rootPluginJson = path.resolve(process.cwd(), 'plugin.json');
+  return fs.existsSync(rootPluginJson) ? rootPluginJson : path.resolve(process.cwd(), SOURCE_DIR, 'plugin.json');
+}
+
 export function getPluginJson() {
-  return loadJson(path.resolve(process.cwd(), `${SOURCE_DIR}/plugin.json`));
+  return loadJson(getPluginJsonPath());
 }
 
 export function getCPConfigVersion() {
@@ -44,15 +51,17 @@ export function hasReadme() {
 }
 
 // Support bundling nested plugins by finding all plugin.json files in src directory
-// then checking for a sibling module.[jt]sx? file.
+// then checking for a sibling module.[jt]sx? file. A plugin.json at the repository root
+// belongs to src/module.[jt]sx?.
 export async function getEntries() {
-  const pluginsJson = await glob('**/src/**/plugin.json', { absolute: true });
+  const pluginsJson = await glob(`${SOURCE_DIR}/**/plugin.json`, { absolute: true });
+  const folders = new Set(pluginsJson.map((pluginJson) => path.dirname(pluginJson)));
+  if (path.dirname(getPluginJsonPath()) === process.cwd()) {
+    folders.add(path.resolve(process.cwd(), SOURCE_DIR));
+  }
 
   const plugins = await Promise.all(
-    pluginsJson.map((pluginJson) => {
-      const folder = path.dirname(pluginJson);
-      return glob(`${folder}/module.{ts,tsx,js,jsx}`, { absolute: true });
-    })
+    Array.from(folders).map((folder) => glob(`${folder}/module.{ts,tsx,js,jsx}`, { absolute: true }))
   );
 
   return plugins.reduce<Record<string, string>>((result, modules) => {
