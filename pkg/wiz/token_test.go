@@ -194,14 +194,14 @@ func TestTokenEndpointFailures(t *testing.T) {
 func TestAudienceFor(t *testing.T) {
 	t.Parallel()
 	for u, want := range map[string]string{
-		"https://auth.app.wiz.io/oauth/token":    AudienceCognito,
-		"https://auth.app.wiz.us/oauth/token":    AudienceCognito,
-		"https://auth.gov.wiz.io/oauth/token":    AudienceCognito,
-		"https://auth.wiz.io/oauth/token":        AudienceAuth0,
-		"https://AUTH0.gov.wiz.io/oauth/token":   AudienceAuth0,
-		"https://auth0.test.wiz.io/oauth/token":  AudienceAuth0,
-		"https://auth0.demo.wiz.io/oauth/token":  AudienceAuth0,
-		"http://127.0.0.1:8090/oauth/token":      AudienceCognito,
+		"https://auth.app.wiz.io/oauth/token":     AudienceCognito,
+		"https://auth.app.wiz.us/oauth/token":     AudienceCognito,
+		"https://auth.gov.wiz.io/oauth/token":     AudienceCognito,
+		"https://auth.wiz.io/oauth/token":         AudienceAuth0,
+		"https://AUTH0.gov.wiz.io/oauth/token":    AudienceAuth0,
+		"https://auth0.test.wiz.io/oauth/token":   AudienceAuth0,
+		"https://auth0.demo.wiz.io/oauth/token":   AudienceAuth0,
+		"http://127.0.0.1:8090/oauth/token":       AudienceCognito,
 		"https://auth.wiz.io.example/oauth/token": AudienceCognito,
 	} {
 		if got := AudienceFor(u); got != want {
