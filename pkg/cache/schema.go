@@ -1,0 +1,100 @@
+package cache
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations is the schema, as an ordered list of forward steps. Step i (0-based) takes a file
+// from PRAGMA user_version i to i+1; each step runs in its own transaction together with the
+// user_version bump, so a crash mid-migration leaves the file at the previous version.
+//
+// Rules for whoever adds a step (indexes, rollups for the query engine, …):
+//   - append only; never edit or reorder a step that has shipped;
+//   - a step must work on a file holding millions of events (no full rewrites unless needed);
+//   - a step sees the data of every earlier version: it migrates, it never drops the events.
+var migrations = []string{
+	// 1: events, unique by Wiz entry id (with its timestamp), and the single-row sync state.
+	`
+CREATE TABLE events (
+	id             TEXT    NOT NULL,
+	ts             INTEGER NOT NULL, -- unix nanoseconds, UTC
+	request_id     TEXT    NOT NULL DEFAULT '',
+	action         TEXT    NOT NULL DEFAULT '',
+	status         TEXT    NOT NULL DEFAULT '',
+	principal      TEXT    NOT NULL DEFAULT '', -- name of the user or service account
+	principal_id   TEXT    NOT NULL DEFAULT '',
+	principal_type TEXT    NOT NULL DEFAULT '', -- user, serviceAccount or ''
+	source_ip      TEXT    NOT NULL DEFAULT '',
+	user_agent     TEXT    NOT NULL DEFAULT '',
+	raw            TEXT    NOT NULL             -- the node JSON exactly as sent (TEXT: json_extract must not read it as JSONB)
+);
+-- The key is (ts, id): a Wiz id is unique and its entry's timestamp never changes, so a
+-- repeated entry (overlap, retry, restart) is the same (ts, id) and INSERT OR IGNORE drops it.
+-- Time first keeps every insert near the newest end of the index (an index on id alone takes
+-- a random leaf per row: several times the bytes written per page, and random reads once it
+-- outgrows the page cache), and the same index serves every time-range scan.
+CREATE UNIQUE INDEX events_ts_id ON events(ts, id);
+
+CREATE TABLE sync_state (
+	singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
+	fingerprint    TEXT    NOT NULL DEFAULT '',
+	event_count    INTEGER NOT NULL DEFAULT 0, -- kept in step with events by every write
+	synced_up_to   INTEGER,                    -- live checkpoint, unix ns; NULL before the first window
+	live_start     INTEGER,                    -- where the first live window began: backfill ends here
+	backfill_start INTEGER,                    -- the backfill target start last configured
+	last_sync_at   INTEGER,
+	last_error     TEXT
+);
+INSERT INTO sync_state (singleton) VALUES (1);
+`,
+	// 2: what the query engine filters on over time, and the backfill's covered ranges.
+	`
+CREATE INDEX events_action_ts    ON events(action, ts);
+CREATE INDEX events_status_ts    ON events(status, ts);
+CREATE INDEX events_principal_ts ON events(principal, ts);
+
+CREATE TABLE backfill_covered (
+	from_ts INTEGER PRIMARY KEY, -- unix ns, inclusive
+	to_ts   INTEGER NOT NULL     -- unix ns, inclusive; ranges never overlap or touch (merged on insert)
+);
+`,
+}
+
+// SchemaVersion is the user_version of a file this package has fully migrated.
+func SchemaVersion() int { return len(migrations) }
+
+// migrate brings the file behind db from its user_version up to SchemaVersion. It returns
+// errNewerSchema when the file was written by a newer build.
+func migrate(ctx context.Context, db *sql.DB) error {
+	return migrateTo(ctx, db, len(migrations))
+}
+
+func migrateTo(ctx context.Context, db *sql.DB, target int) error {
+	var v int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%w: file has version %d, this build knows %d", errNewerSchema, v, len(migrations))
+	}
+	for ; v < target; v++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,327 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/seed/wizauditlogs/pkg/auditlog"
+)
+
+const (
+	insertCols  = 11
+	insertChunk = 64
+)
+
+// insertSQLFor is INSERT OR IGNORE of n rows in one statement.
+func insertSQLFor(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR IGNORE INTO events
+	(id, ts, request_id, action, status, principal, principal_id, principal_type, source_ip, user_agent, raw) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// insertSQL is the prepared statement for a full group.
+var insertSQL = insertSQLFor(insertChunk)
+
+func appendRow(args []any, e *auditlog.Entry) []any {
+	id := e.ID
+	if id == "" {
+		// Never drop an entry, never store it twice: a stable id from its content.
+		sum := sha256.Sum256(e.Raw)
+		id = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return append(args, id, e.Timestamp.UnixNano(), e.RequestID, e.Action, e.Status,
+		e.PrincipalName, e.PrincipalID, e.PrincipalType, e.SourceIP, e.UserAgent, string(e.Raw))
+}
+
+// Interval is a closed time range [From, To].
+type Interval struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// Update changes the sync state. Zero fields leave the stored value alone.
+type Update struct {
+	SyncedUpTo    time.Time  // the live checkpoint
+	LiveStart     time.Time  // stored only when none is stored yet
+	BackfillStart *time.Time // pointer to a zero time clears it
+	LastSyncAt    time.Time
+	LastError     *string // pointer to "" clears it
+	Covered       []Interval
+}
+
+// State is the stored sync state. Zero times mean "not set".
+type State struct {
+	Fingerprint   string
+	SyncedUpTo    time.Time
+	LiveStart     time.Time
+	BackfillStart time.Time
+	LastSyncAt    time.Time
+	LastError     string
+	Covered       []Interval // merged, oldest first
+}
+
+// InsertPage stores a page of entries in one transaction: all of it or nothing. Entries
+// already cached (same id) are skipped; inserted counts the new ones.
+func (c *Cache) InsertPage(entries []auditlog.Entry) (inserted int, err error) {
+	return c.Apply(entries, Update{})
+}
+
+// Apply stores entries and a state update in one transaction.
+func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	db, stmt, err := c.writer()
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background() // a page is committed whole even when the caller is stopping
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if len(entries) > 0 {
+		// Rows go in groups of insertChunk per statement: one cgo round trip per group
+		// instead of one per row roughly doubles the ingest rate.
+		args := make([]any, 0, insertChunk*insertCols)
+		for len(entries) > 0 {
+			n := min(len(entries), insertChunk)
+			args = args[:0]
+			for i := range entries[:n] {
+				args = appendRow(args, &entries[i])
+			}
+			q := stmt
+			if n < insertChunk {
+				q = nil
+			}
+			var res sql.Result
+			if q != nil {
+				res, err = tx.StmtContext(ctx, q).ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, insertSQLFor(n), args...)
+			}
+			if err != nil {
+				return 0, fmt.Errorf("insert entries: %w", err)
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return 0, err
+			}
+			inserted += int(k)
+			entries = entries[n:]
+		}
+		if inserted > 0 {
+			if _, err := tx.ExecContext(ctx, "UPDATE sync_state SET event_count = event_count + ?", inserted); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := applyState(ctx, tx, u); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return inserted, nil
+}
+
+// SetState applies a state update on its own.
+func (c *Cache) SetState(u Update) error {
+	_, err := c.Apply(nil, u)
+	return err
+}
+
+func applyState(ctx context.Context, tx *sql.Tx, u Update) error {
+	set := func(col string, v any) error {
+		_, err := tx.ExecContext(ctx, "UPDATE sync_state SET "+col+" = ?", v)
+		return err
+	}
+	if !u.SyncedUpTo.IsZero() {
+		if err := set("synced_up_to", u.SyncedUpTo.UnixNano()); err != nil {
+			return err
+		}
+	}
+	if !u.LiveStart.IsZero() {
+		if _, err := tx.ExecContext(ctx, "UPDATE sync_state SET live_start = ? WHERE live_start IS NULL", u.LiveStart.UnixNano()); err != nil {
+			return err
+		}
+	}
+	if u.BackfillStart != nil {
+		var v any
+		if !u.BackfillStart.IsZero() {
+			v = u.BackfillStart.UnixNano()
+		}
+		if err := set("backfill_start", v); err != nil {
+			return err
+		}
+	}
+	if !u.LastSyncAt.IsZero() {
+		if err := set("last_sync_at", u.LastSyncAt.UnixNano()); err != nil {
+			return err
+		}
+	}
+	if u.LastError != nil {
+		var v any
+		if *u.LastError != "" {
+			v = *u.LastError
+		}
+		if err := set("last_error", v); err != nil {
+			return err
+		}
+	}
+	for _, iv := range u.Covered {
+		if err := addCovered(ctx, tx, iv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addCovered records [from, to] as covered, merging it with every range it overlaps or touches.
+func addCovered(ctx context.Context, tx *sql.Tx, iv Interval) error {
+	from, to := iv.From.UnixNano(), iv.To.UnixNano()
+	if to < from {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx,
+		"SELECT from_ts, to_ts FROM backfill_covered WHERE from_ts <= ? AND to_ts >= ?", to+1, from-1)
+	if err != nil {
+		return err
+	}
+	var olds []int64
+	for rows.Next() {
+		var f, t int64
+		if err := rows.Scan(&f, &t); err != nil {
+			rows.Close()
+			return err
+		}
+		olds = append(olds, f)
+		from, to = min(from, f), max(to, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, f := range olds {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM backfill_covered WHERE from_ts = ?", f); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO backfill_covered (from_ts, to_ts) VALUES (?, ?)", from, to)
+	return err
+}
+
+// State reads the stored sync state (through the read pool, so it works read-only too).
+func (c *Cache) State() (State, error) {
+	db := c.ReadDB()
+	if db == nil {
+		return State{}, ErrClosed
+	}
+	var s State
+	var synced, live, bstart, last sql.NullInt64
+	var lastErr sql.NullString
+	err := db.QueryRow(`SELECT fingerprint, synced_up_to, live_start, backfill_start, last_sync_at, last_error
+		FROM sync_state`).Scan(&s.Fingerprint, &synced, &live, &bstart, &last, &lastErr)
+	if err != nil {
+		return State{}, fmt.Errorf("read sync state: %w", err)
+	}
+	s.SyncedUpTo, s.LiveStart, s.BackfillStart, s.LastSyncAt = nsTime(synced), nsTime(live), nsTime(bstart), nsTime(last)
+	s.LastError = lastErr.String
+	rows, err := db.Query("SELECT from_ts, to_ts FROM backfill_covered ORDER BY from_ts")
+	if err != nil {
+		return State{}, fmt.Errorf("read backfill coverage: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f, t int64
+		if err := rows.Scan(&f, &t); err != nil {
+			return State{}, err
+		}
+		s.Covered = append(s.Covered, Interval{From: time.Unix(0, f).UTC(), To: time.Unix(0, t).UTC()})
+	}
+	return s, rows.Err()
+}
+
+func nsTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, v.Int64).UTC()
+}
+
+// Prune deletes events older than before, a batch per transaction with a pause in between, and
+// returns how many it deleted. It stops early, without error, when ctx is done.
+func (c *Cache) Prune(ctx context.Context, before time.Time) (deleted int, err error) {
+	cut := before.UnixNano()
+	for ctx.Err() == nil {
+		n, err := c.pruneBatch(cut)
+		deleted += n
+		if err != nil || n < c.opts.PruneBatch {
+			return deleted, err
+		}
+		if c.opts.PrunePause > 0 {
+			t := time.NewTimer(c.opts.PrunePause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+	}
+	return deleted, nil
+}
+
+func (c *Cache) pruneBatch(cut int64) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	db, _, err := c.writer()
+	if err != nil {
+		return 0, err
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.Exec(`DELETE FROM events WHERE rowid IN
+		(SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT ?)`, cut, c.opts.PruneBatch)
+	if err != nil {
+		_ = tx.Rollback()
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		if _, err := tx.Exec("UPDATE sync_state SET event_count = max(0, event_count - ?)", n); err != nil {
+			_ = tx.Rollback()
+			return 0, err
+		}
+	}
+	return int(n), tx.Commit()
+}
+
+func (c *Cache) writer() (*sql.DB, *sql.Stmt, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, nil, ErrClosed
+	}
+	if c.writeDB == nil {
+		return nil, nil, ErrReadOnly
+	}
+	return c.writeDB, c.insertStmt, nil
+}
