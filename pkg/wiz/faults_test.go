@@ -254,7 +254,7 @@ func TestHardRateLimit(t *testing.T) {
 		t.Errorf("15 requests at 30/s took only %s: the limiter does not limit", el)
 	}
 
-	g := newFixture(t, wizfake.Options{Seed: 29, Events: 300, RateLimit: 40}, func(c *Config) {
+	g := newFixture(t, wizfake.Options{Seed: 29, Events: 300, RateLimit: 40, RateBurst: 1}, func(c *Config) {
 		c.Sleep = nil // real sleeps
 		c.BaseBackoff = 20 * time.Millisecond
 		c.MaxAttempts = 20

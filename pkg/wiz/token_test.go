@@ -2,7 +2,9 @@ package wiz
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +209,39 @@ func TestAudienceFor(t *testing.T) {
 		if got := AudienceFor(u); got != want {
 			t.Errorf("AudienceFor(%s) = %s, want %s", u, got, want)
 		}
+	}
+}
+
+// The token request is a form post with the four fields in the body (no Basic header), the
+// audience of the token host, and our User-Agent.
+func TestTokenRequestShape(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		form                url.Values
+		basic               bool
+		ua, ctype, queryAud string
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctype := r.Header.Get("Content-Type")
+		_, _, basic := r.BasicAuth()
+		_ = r.ParseForm()
+		got <- seen{form: r.PostForm, basic: basic, ua: r.UserAgent(), ctype: ctype}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"a.b.c","token_type":"Bearer","expires_in":3600}`))
+	}))
+	defer srv.Close()
+	c, err := New(Config{APIURL: "https://api.us1.app.wiz.io", AuthURL: srv.URL + "/oauth/token",
+		ClientID: "the-id", ClientSecret: "the-secret", UserAgent: "ua-test/1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.tokens.get(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := <-got
+	want := url.Values{"grant_type": {"client_credentials"}, "audience": {"wiz-api"}, "client_id": {"the-id"}, "client_secret": {"the-secret"}}
+	if s.form.Encode() != want.Encode() || s.basic || s.ua != "ua-test/1" || s.ctype != "application/x-www-form-urlencoded" {
+		t.Errorf("token request: %+v", s)
 	}
 }

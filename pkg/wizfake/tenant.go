@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"slices"
@@ -68,6 +69,7 @@ type Options struct {
 	ResultCap   int              // results per query (all pages of one filter); DefaultResultCap when 0, none when < 0
 	MaxPageSize int              // cap on `first`; DefaultMaxPageSize when 0
 	RateLimit   float64          // hard limit of GraphQL requests per second (real time), 429 above it; 0 = none
+	RateBurst   int              // requests allowed at once under RateLimit; the limit rounded up when 0
 }
 
 // Principal is a user or service account as audit log nodes name them.
@@ -189,7 +191,7 @@ func New(o Options) *Tenant {
 	}
 	t.jwtKey = []byte(fmt.Sprintf("wizfake-signing-key-%x", seed))
 	if o.RateLimit > 0 {
-		t.limiter = rate.NewLimiter(rate.Limit(o.RateLimit), max(1, int(o.RateLimit)))
+		t.limiter = newLimiter(o.RateLimit, o.RateBurst)
 	}
 	end := o.End
 	if end.IsZero() {
@@ -432,7 +434,14 @@ func (t *Tenant) SetRateLimit(perSecond float64) {
 		t.limiter = nil
 		return
 	}
-	t.limiter = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
+	t.limiter = newLimiter(perSecond, t.opts.RateBurst)
+}
+
+func newLimiter(perSecond float64, burst int) *rate.Limiter {
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(perSecond)))
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
 // renderNode renders an event as the GraphQL API sends it.
