@@ -1,26 +1,109 @@
-import { DataSourceInstanceSettings, CoreApp, ScopedVars } from '@grafana/data';
-import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
+import {
+  AdHocVariableFilter,
+  CoreApp,
+  DataQueryRequest,
+  DataSourceInstanceSettings,
+  DataSourceWithSupplementaryQueriesSupport,
+  MetricFindValue,
+  ScopedVars,
+  SupplementaryQueryOptions,
+  SupplementaryQueryType,
+} from '@grafana/data';
+import { DataSourceWithBackend, getTemplateSrv, TemplateSrv } from '@grafana/runtime';
 
-import { MyQuery, MyDataSourceOptions, DEFAULT_QUERY } from './types';
+import { AD_HOC_KEYS, applyAdHocFilters, interpolateQuery } from './interpolate';
+import { DEFAULT_QUERY, EventField, WizOptions, WizQuery } from './types';
+import { WizVariableSupport } from './variables';
 
-export class DataSource extends DataSourceWithBackend<MyQuery, MyDataSourceOptions> {
-  constructor(instanceSettings: DataSourceInstanceSettings<MyDataSourceOptions>) {
+/** refId prefix of the logs volume query that Explore runs next to a logs query. */
+export const LOGS_VOLUME_REF_ID_PREFIX = 'log-volume-';
+
+export class DataSource
+  extends DataSourceWithBackend<WizQuery, WizOptions>
+  implements DataSourceWithSupplementaryQueriesSupport<WizQuery>
+{
+  constructor(
+    instanceSettings: DataSourceInstanceSettings<WizOptions>,
+    private readonly templateSrv: TemplateSrv = getTemplateSrv()
+  ) {
     super(instanceSettings);
+    // Annotations use the query model and editor of panels; each event becomes an annotation
+    // whose text is the log body (the first string field of the logs frame).
+    this.annotations = {
+      prepareQuery: (annotation) => {
+        const target = annotation.target;
+        return target ? { ...target, queryType: target.queryType ?? 'logs' } : undefined;
+      },
+    };
+    this.variables = new WizVariableSupport(this);
   }
 
-  getDefaultQuery(_: CoreApp): Partial<MyQuery> {
+  getDefaultQuery(_: CoreApp): Partial<WizQuery> {
     return DEFAULT_QUERY;
   }
 
-  applyTemplateVariables(query: MyQuery, scopedVars: ScopedVars) {
+  filterQuery(query: WizQuery): boolean {
+    return !query.hide;
+  }
+
+  applyTemplateVariables(query: WizQuery, scopedVars: ScopedVars, filters?: AdHocVariableFilter[]): WizQuery {
+    return applyAdHocFilters(interpolateQuery(query, this.templateSrv, scopedVars), filters);
+  }
+
+  /** Distinct values of an event field in the cache, for editor dropdowns (`GET values/<field>`). */
+  async getFieldValues(field: EventField | string, prefix = '', limit = 100): Promise<string[]> {
+    const params: Record<string, string | number> = { limit };
+    if (prefix !== '') {
+      params.q = prefix;
+    }
+    const values = await this.getResource<unknown>(`values/${encodeURIComponent(field)}`, params);
+    return Array.isArray(values) ? values.map(String) : [];
+  }
+
+  // Ad-hoc filters: the keys map to the query's filters (see applyAdHocFilters).
+  async getTagKeys(): Promise<MetricFindValue[]> {
+    return AD_HOC_KEYS.map((key) => ({ text: key, value: key }));
+  }
+
+  async getTagValues(options: { key: string }): Promise<MetricFindValue[]> {
+    if (!(AD_HOC_KEYS as readonly string[]).includes(options.key)) {
+      return [];
+    }
+    const values = await this.getFieldValues(options.key, '', 1000);
+    return values.map((value) => ({ text: value, value }));
+  }
+
+  // Explore's logs volume histogram: event counts per status with the logs query's filters.
+  getSupportedSupplementaryQueryTypes(): SupplementaryQueryType[] {
+    return [SupplementaryQueryType.LogsVolume];
+  }
+
+  getSupplementaryQuery(options: SupplementaryQueryOptions, query: WizQuery): WizQuery | undefined {
+    if (options.type !== SupplementaryQueryType.LogsVolume || (query.queryType ?? 'logs') !== 'logs') {
+      return undefined;
+    }
+    const { limit, field, search, ...rest } = query;
     return {
-      ...query,
-      queryText: getTemplateSrv().replace(query.queryText, scopedVars),
+      ...rest,
+      ...(search ? { search } : {}),
+      refId: `${LOGS_VOLUME_REF_ID_PREFIX}${query.refId}`,
+      queryType: 'timeseries',
+      groupBy: 'status',
     };
   }
 
-  filterQuery(query: MyQuery): boolean {
-    // if no query has been provided, prevent the query from being executed
-    return !!query.queryText;
+  getSupplementaryRequest(
+    type: SupplementaryQueryType,
+    request: DataQueryRequest<WizQuery>,
+    options?: SupplementaryQueryOptions
+  ): DataQueryRequest<WizQuery> | undefined {
+    if (!this.getSupportedSupplementaryQueryTypes().includes(type)) {
+      return undefined;
+    }
+    const targets = request.targets
+      .filter((query) => !query.hide)
+      .map((query) => this.getSupplementaryQuery(options ?? { type }, query))
+      .filter((query): query is WizQuery => query !== undefined);
+    return targets.length > 0 ? { ...request, targets } : undefined;
   }
 }

@@ -1,34 +1,93 @@
 import { DataSourceJsonData } from '@grafana/data';
 import { DataQuery } from '@grafana/schema';
 
-export interface MyQuery extends DataQuery {
-  queryText?: string;
-  constant: number;
-}
+/** What a query returns; see the product contract's query model. */
+export type QueryType = 'logs' | 'table' | 'timeseries' | 'top' | 'values';
 
-export const DEFAULT_QUERY: Partial<MyQuery> = {
-  constant: 6.5,
-};
+export const QUERY_TYPES: readonly QueryType[] = ['logs', 'table', 'timeseries', 'top', 'values'];
 
-export interface DataPoint {
-  Time: number;
-  Value: number;
-}
+/** The audit log fields that `groupBy` (timeseries, top) and `field` (values) accept. */
+export type EventField = 'action' | 'status' | 'principal' | 'principalType' | 'sourceIp' | 'userAgent';
 
-export interface DataSourceResponse {
-  datapoints: DataPoint[];
-}
+export const EVENT_FIELDS: readonly EventField[] = [
+  'action',
+  'status',
+  'principal',
+  'principalType',
+  'sourceIp',
+  'userAgent',
+];
+
+export type EventStatus = 'SUCCESS' | 'FAILED' | 'ACCESS_DENIED';
+
+export const EVENT_STATUSES: readonly EventStatus[] = ['SUCCESS', 'FAILED', 'ACCESS_DENIED'];
+
+export type PrincipalType = 'user' | 'serviceAccount';
+
+export const PRINCIPAL_TYPES: readonly PrincipalType[] = ['user', 'serviceAccount'];
 
 /**
- * These are options configured for each DataSource instance
+ * The query JSON the backend reads. Filters are ANDed; a list matches any of its values; an
+ * empty or absent filter matches everything. String and list fields may hold template
+ * variables until `applyTemplateVariables` replaces them, hence `string` next to the enums.
  */
-export interface MyDataSourceOptions extends DataSourceJsonData {
-  path?: string;
+export interface WizQuery extends DataQuery {
+  queryType?: QueryType;
+  actions?: string[];
+  statuses?: string[];
+  principals?: string[];
+  principalType?: PrincipalType | string;
+  sourceIps?: string[];
+  search?: string;
+  groupBy?: EventField | string;
+  field?: EventField | string;
+  limit?: number;
 }
 
-/**
- * Value that is used in the backend, but never sent over HTTP to the frontend
- */
-export interface MySecureJsonData {
-  apiKey?: string;
+/** Limits the backend applies when `limit` is unset, and the largest it accepts. */
+export const DEFAULT_LIMITS: Partial<Record<QueryType, number>> = { logs: 1000, table: 1000, top: 10 };
+export const MAX_LIMIT = 10000;
+
+export const DEFAULT_QUERY: Partial<WizQuery> = { queryType: 'logs' };
+
+/** jsonData of a data source: every key optional, see the settings table of the contract. */
+export interface WizOptions extends DataSourceJsonData {
+  dataCenter?: string;
+  apiUrl?: string;
+  authUrl?: string;
+  backfillStart?: string;
+  pollInterval?: string;
+  requestsPerSecond?: number;
+  pageSize?: number;
+  retentionDays?: number;
+}
+
+/** The secureJsonData keys; never sent back to the browser once saved. */
+export type SecureKey = 'clientId' | 'clientSecret';
+
+export type WizSecureJsonData = Partial<Record<SecureKey, string>>;
+
+export const SETTINGS_DEFAULTS = {
+  authUrl: 'https://auth.app.wiz.io/oauth/token',
+  pollInterval: '1m',
+  requestsPerSecond: 1,
+  pageSize: 500,
+  retentionDays: 400,
+} as const;
+
+export type SyncState = 'idle' | 'syncing' | 'backfilling' | 'error';
+
+/** `GET sync/status`. */
+export interface SyncStatus {
+  state: SyncState;
+  events: number;
+  oldest?: string | null;
+  newest?: string | null;
+  syncedUpTo?: string | null;
+  lastSyncAt?: string | null;
+  lastError?: string | null;
+  backfill?: { from: string; to: string; done: number } | null;
+  nextSyncAt?: string | null;
+  cacheFile?: string;
+  cacheBytes?: number;
 }

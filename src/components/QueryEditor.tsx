@@ -1,45 +1,124 @@
-import React, { ChangeEvent } from 'react';
-import { InlineField, Input, Stack } from '@grafana/ui';
-import { QueryEditorProps } from '@grafana/data';
+import React from 'react';
+import { QueryEditorProps, SelectableValue } from '@grafana/data';
+import { Combobox, InlineField, InlineFieldRow, Input, RadioButtonGroup, Stack } from '@grafana/ui';
+
 import { DataSource } from '../datasource';
-import { MyDataSourceOptions, MyQuery } from '../types';
+import { DEFAULT_LIMITS, MAX_LIMIT, QueryType, WizOptions, WizQuery } from '../types';
+import { FilterFields } from './FilterFields';
+import { FIELD_OPTIONS, variableOptions } from './options';
+import { patchQuery, withQueryType } from './query';
+import { selectors } from './selectors';
+import { useDebouncedRun } from './useDebouncedRun';
 
-type Props = QueryEditorProps<DataSource, MyQuery, MyDataSourceOptions>;
+export type WizQueryEditorProps = QueryEditorProps<DataSource, WizQuery, WizOptions>;
 
-export function QueryEditor({ query, onChange, onRunQuery }: Props) {
-  const onQueryTextChange = (event: ChangeEvent<HTMLInputElement>) => {
-    onChange({ ...query, queryText: event.target.value });
+const QUERY_TYPE_OPTIONS: Array<SelectableValue<QueryType>> = [
+  { value: 'logs', label: 'Logs', description: 'Events, newest first (Explore, logs panel)' },
+  { value: 'table', label: 'Table', description: 'A row per event with every column' },
+  { value: 'timeseries', label: 'Time series', description: 'Event counts per interval' },
+  { value: 'top', label: 'Top', description: 'The most frequent values of a field' },
+  { value: 'values', label: 'Values', description: 'Distinct values of a field' },
+];
+
+const NONE = '';
+const LABEL_WIDTH = 16;
+
+export function limitError(limit: number | undefined): string | undefined {
+  if (limit === undefined) {
+    return undefined;
+  }
+  return Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIMIT
+    ? undefined
+    : `Limit must be a whole number from 1 to ${MAX_LIMIT}`;
+}
+
+export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQueryEditorProps) {
+  const queryType = query.queryType ?? 'logs';
+  const scheduleRun = useDebouncedRun(onRunQuery);
+
+  const change = (next: WizQuery) => {
+    onChange(next);
+    scheduleRun();
   };
+  const update = (patch: Partial<WizQuery>) => change(patchQuery(query, patch));
 
-  const onConstantChange = (event: ChangeEvent<HTMLInputElement>) => {
-    onChange({ ...query, constant: parseFloat(event.target.value) });
-    // executes the query
-    onRunQuery();
-  };
-
-  const { queryText, constant } = query;
+  const limitMessage = limitError(query.limit);
+  const defaultLimit = DEFAULT_LIMITS[queryType];
 
   return (
-    <Stack gap={0}>
-      <InlineField label="Constant">
-        <Input
-          id="query-editor-constant"
-          onChange={onConstantChange}
-          value={constant}
-          width={8}
-          type="number"
-          step="0.1"
-        />
-      </InlineField>
-      <InlineField label="Query Text" labelWidth={16} tooltip="Not used yet">
-        <Input
-          id="query-editor-query-text"
-          onChange={onQueryTextChange}
-          value={queryText || ''}
-          required
-          placeholder="Enter a query"
-        />
-      </InlineField>
+    <Stack direction="column" gap={0}>
+      <InlineFieldRow>
+        <InlineField label="Query type" labelWidth={LABEL_WIDTH}>
+          <div data-testid={selectors.query.queryType}>
+            <RadioButtonGroup<QueryType>
+              options={QUERY_TYPE_OPTIONS}
+              value={queryType}
+              onChange={(value) => change(withQueryType(query, value))}
+            />
+          </div>
+        </InlineField>
+      </InlineFieldRow>
+      <FilterFields query={query} datasource={datasource} onChange={update} labelWidth={LABEL_WIDTH} />
+      <InlineFieldRow>
+        {(queryType === 'timeseries' || queryType === 'top') && (
+          <InlineField
+            label="Group by"
+            labelWidth={LABEL_WIDTH}
+            tooltip={queryType === 'timeseries' ? 'One series per value; none for a single series' : 'The field to rank'}
+          >
+            <Combobox
+              id="wiz-query-group-by"
+              data-testid={selectors.query.groupBy}
+              value={query.groupBy ?? NONE}
+              options={[
+                ...(queryType === 'timeseries' ? [{ value: NONE, label: 'None (one series)' }] : []),
+                ...FIELD_OPTIONS,
+                ...variableOptions(),
+              ]}
+              createCustomValue
+              width={24}
+              onChange={(option) => update({ groupBy: option.value || undefined })}
+            />
+          </InlineField>
+        )}
+        {queryType === 'values' && (
+          <InlineField label="Field" labelWidth={LABEL_WIDTH}>
+            <Combobox
+              id="wiz-query-field"
+              data-testid={selectors.query.field}
+              value={query.field ?? 'action'}
+              options={[...FIELD_OPTIONS, ...variableOptions()]}
+              createCustomValue
+              width={24}
+              onChange={(option) => update({ field: option.value })}
+            />
+          </InlineField>
+        )}
+        {queryType !== 'timeseries' && (
+          <InlineField
+            label="Limit"
+            labelWidth={LABEL_WIDTH}
+            invalid={Boolean(limitMessage)}
+            error={limitMessage}
+            tooltip={`At most ${MAX_LIMIT}`}
+          >
+            <Input
+              id="wiz-query-limit"
+              data-testid={selectors.query.limit}
+              type="number"
+              min={1}
+              max={MAX_LIMIT}
+              width={14}
+              value={query.limit ?? ''}
+              placeholder={defaultLimit !== undefined ? String(defaultLimit) : 'all'}
+              onChange={(e) => {
+                const raw = e.currentTarget.value.trim();
+                update({ limit: raw === '' ? undefined : Number(raw) });
+              }}
+            />
+          </InlineField>
+        )}
+      </InlineFieldRow>
     </Stack>
   );
 }

@@ -1,0 +1,136 @@
+import { DataSource } from './datasource';
+import { applyAdHocFilters, interpolateQuery, NO_MATCH } from './interpolate';
+import { WizQuery } from './types';
+import { deepFreeze, fakeTemplateSrv, instanceSettings } from './__fixtures__/testUtils';
+
+const templateSrv = fakeTemplateSrv({
+  action: 'Login',
+  actions: ['Login', 'CreateUser'],
+  status: ['FAILED', 'ACCESS_DENIED'],
+  who: ['alice', 'MetronLabs'],
+  ips: ['10.0.0.0/8', '203.0.113.7'],
+  text: 'token',
+  words: ['token', 'rotate'],
+  dim: 'principal',
+  dims: ['status', 'action'],
+  ptype: 'serviceAccount',
+  ptypes: ['user', 'serviceAccount'],
+});
+
+describe('interpolateQuery', () => {
+  it('replaces single-value variables in string fields', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      queryType: 'top',
+      search: 'rotated $text',
+      groupBy: '$dim',
+      principalType: '${ptype}',
+    });
+    expect(interpolateQuery(query, templateSrv)).toEqual({
+      refId: 'A',
+      queryType: 'top',
+      search: 'rotated token',
+      groupBy: 'principal',
+      principalType: 'serviceAccount',
+    });
+  });
+
+  it('expands a multi-value variable in a list field into its values', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      actions: ['$actions', 'DeleteUser'],
+      statuses: ['${status}'],
+      principals: ['$who'],
+      sourceIps: ['$ips', '192.0.2.1'],
+    });
+    expect(interpolateQuery(query, templateSrv)).toEqual({
+      refId: 'A',
+      actions: ['Login', 'CreateUser', 'DeleteUser'],
+      statuses: ['FAILED', 'ACCESS_DENIED'],
+      principals: ['alice', 'MetronLabs'],
+      sourceIps: ['10.0.0.0/8', '203.0.113.7', '192.0.2.1'],
+    });
+  });
+
+  it('keeps plain values and removes duplicates', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['Login', '$action'] });
+    expect(interpolateQuery(query, templateSrv).actions).toEqual(['Login']);
+  });
+
+  it('turns multi-value variables in scalar fields into something the backend accepts', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      search: '$words',
+      field: '$dims',
+      principalType: '$ptypes',
+    });
+    const out = interpolateQuery(query, templateSrv);
+    expect(out.search).toBe('token rotate');
+    expect(out.field).toBe('status');
+    expect(out).not.toHaveProperty('principalType');
+  });
+
+  it('prefers scoped variables (repeated panels)', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['$action'] });
+    const scoped = { action: { text: 'Logout', value: 'Logout' } };
+    expect(interpolateQuery(query, templateSrv, scoped).actions).toEqual(['Logout']);
+  });
+
+  it('does not mutate the query it is given', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['$actions'], search: '$text' });
+    const copy = JSON.parse(JSON.stringify(query));
+    interpolateQuery(query, templateSrv);
+    expect(query).toEqual(copy);
+  });
+});
+
+describe('applyAdHocFilters', () => {
+  it('maps each key to its query filter', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A' });
+    const out = applyAdHocFilters(query, [
+      { key: 'action', operator: '=', value: 'Login' },
+      { key: 'status', operator: '=|', value: 'FAILED', values: ['FAILED', 'ACCESS_DENIED'] },
+      { key: 'principal', operator: '=', value: 'alice' },
+      { key: 'principalType', operator: '=', value: 'user' },
+      { key: 'sourceIp', operator: '=', value: '203.0.113.7' },
+    ]);
+    expect(out).toEqual({
+      refId: 'A',
+      actions: ['Login'],
+      statuses: ['FAILED', 'ACCESS_DENIED'],
+      principals: ['alice'],
+      principalType: 'user',
+      sourceIps: ['203.0.113.7'],
+    });
+  });
+
+  it('narrows a filter the query already has', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['Login', 'Logout'], sourceIps: ['10.0.0.0/8'] });
+    const out = applyAdHocFilters(query, [
+      { key: 'action', operator: '=', value: 'Logout' },
+      { key: 'sourceIp', operator: '=', value: '10.1.2.3' },
+    ]);
+    expect(out.actions).toEqual(['Logout']);
+    expect(out.sourceIps).toEqual(['10.1.2.3']);
+  });
+
+  it('matches nothing when the ad-hoc filter and the query disagree', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', principalType: 'user' });
+    const out = applyAdHocFilters(query, [{ key: 'principalType', operator: '=', value: 'serviceAccount' }]);
+    expect(out.actions).toEqual([NO_MATCH]);
+  });
+
+  it('ignores operators the query model cannot express', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A' });
+    expect(applyAdHocFilters(query, [{ key: 'action', operator: '!=', value: 'Login' }])).toEqual({ refId: 'A' });
+  });
+});
+
+describe('DataSource.applyTemplateVariables', () => {
+  it('interpolates variables and then applies ad-hoc filters', () => {
+    const ds = new DataSource(instanceSettings(), templateSrv);
+    const query = deepFreeze<WizQuery>({ refId: 'A', queryType: 'logs', actions: ['$actions'] });
+    const out = ds.applyTemplateVariables(query, {}, [{ key: 'action', operator: '=', value: 'CreateUser' }]);
+    expect(out).toEqual({ refId: 'A', queryType: 'logs', actions: ['CreateUser'] });
+  });
+});
