@@ -254,13 +254,13 @@ func TestHardRateLimit(t *testing.T) {
 		t.Errorf("15 requests at 30/s took only %s: the limiter does not limit", el)
 	}
 
-	g := newFixture(t, wizfake.Options{Seed: 29, Events: 300, RateLimit: 40, RateBurst: 1}, func(c *Config) {
+	g := newFixture(t, wizfake.Options{Seed: 29, Events: 120, RateLimit: 40, RateBurst: 1}, func(c *Config) {
 		c.Sleep = nil // real sleeps
 		c.BaseBackoff = 20 * time.Millisecond
 		c.MaxAttempts = 20
 	})
-	got, _ = g.collect(t, day, 5) // 60 pages, far above 40/s without a client-side limit
-	if len(got) != 300 || g.tenant.Stats().Sent429 == 0 {
+	got, _ = g.collect(t, day, 5) // 24 pages, far above 40/s without a client-side limit
+	if len(got) != 120 || g.tenant.Stats().Sent429 == 0 {
 		t.Errorf("%d entries, %d 429s", len(got), g.tenant.Stats().Sent429)
 	}
 }
