@@ -1,0 +1,279 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+	"time"
+
+	"github.com/grafana/grafana-plugin-sdk-go/data"
+)
+
+// MaxBuckets is the hard cap on the buckets of one time series: a range never yields more,
+// whatever intervalMs and maxDataPoints say.
+const MaxBuckets = 10000
+
+// MinInterval is the smallest bucket width.
+const MinInterval = time.Second
+
+// niceIntervals are the widths a derived interval is rounded up to.
+var niceIntervals = []time.Duration{
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+	24 * time.Hour, 2 * 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour,
+}
+
+// BucketInterval is the bucket width of a time series over [from, to]: the requested interval
+// (Grafana's intervalMs), but never so small that the range yields more than maxDataPoints
+// (when > 0) or MaxBuckets buckets; a width it has to derive is rounded up to a round one.
+func BucketInterval(from, to time.Time, requested time.Duration, maxDataPoints int64) time.Duration {
+	span := to.Sub(from)
+	limit := int64(MaxBuckets)
+	if maxDataPoints > 0 && maxDataPoints < limit {
+		limit = maxDataPoints
+	}
+	need := time.Duration(int64(span)/limit) + 1 // width so that the count stays within limit
+	iv := requested
+	if iv < MinInterval {
+		iv = MinInterval
+	}
+	if iv >= need && buckets(from, to, iv) <= limit {
+		return iv
+	}
+	if need < iv {
+		need = iv
+	}
+	for _, n := range niceIntervals {
+		if n >= need && buckets(from, to, n) <= limit {
+			return n
+		}
+	}
+	// Beyond the table: whole multiples of 30 days.
+	month := niceIntervals[len(niceIntervals)-1]
+	k := int64(need/month) + 1
+	for buckets(from, to, time.Duration(k)*month) > limit {
+		k++
+	}
+	return time.Duration(k) * month
+}
+
+// bucketStart is the start of the bucket holding t: buckets are aligned on multiples of the
+// interval since the Unix epoch (so whole hours and UTC days line up).
+func bucketStart(t time.Time, iv time.Duration) int64 {
+	ns := t.UnixNano()
+	s := ns - ns%int64(iv)
+	if ns%int64(iv) < 0 {
+		s -= int64(iv)
+	}
+	return s
+}
+
+func buckets(from, to time.Time, iv time.Duration) int64 {
+	return (bucketStart(to, iv)-bucketStart(from, iv))/int64(iv) + 1
+}
+
+// groupCounts is a count per (bucket, group value).
+type groupCounts map[string]map[int64]int64
+
+func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
+	iv := BucketInterval(r.From, r.To, r.Interval, r.MaxDataPoints)
+	first := bucketStart(r.From, iv)
+	n := int((bucketStart(r.To, iv)-first)/int64(iv)) + 1
+
+	counts, err := e.bucketCounts(ctx, db, q, r, first, iv)
+	if err != nil {
+		return nil, err
+	}
+	type series struct {
+		value string
+		total int64
+		c     map[int64]int64
+	}
+	var all []series
+	for v, c := range counts {
+		s := series{value: v, c: c}
+		for _, k := range c {
+			s.total += k
+		}
+		all = append(all, s)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].total != all[j].total {
+			return all[i].total > all[j].total
+		}
+		return all[i].value < all[j].value
+	})
+	if q.GroupBy == "" && len(all) == 0 {
+		all = append(all, series{c: map[int64]int64{}})
+	}
+	if q.Limit > 0 && len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	times := make([]time.Time, n)
+	for i := range times {
+		times[i] = time.Unix(0, first+int64(i)*int64(iv)).UTC()
+	}
+	meta := func() *data.FrameMeta {
+		return &data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1}}
+	}
+	var frames data.Frames
+	for _, s := range all {
+		vals := make([]float64, n)
+		for b, k := range s.c {
+			if b >= 0 && b < int64(n) {
+				vals[b] = float64(k)
+			}
+		}
+		var labels data.Labels
+		if q.GroupBy != "" {
+			labels = data.Labels{q.GroupBy: s.value}
+		}
+		f := data.NewFrame("",
+			data.NewField("time", nil, append([]time.Time(nil), times...)),
+			data.NewField("count", labels, vals),
+		)
+		f.RefID = r.RefID
+		f.Meta = meta()
+		frames = append(frames, f)
+	}
+	if len(frames) == 0 {
+		// No series at all (grouped, nothing matched): the data plane's empty response.
+		f := data.NewFrame("")
+		f.RefID = r.RefID
+		f.Meta = meta()
+		frames = append(frames, f)
+	}
+	return frames, nil
+}
+
+// bucketCounts counts the matching events of [r.From, r.To] per bucket index (from first, iv
+// wide) and per groupBy value ("" for all when there is no groupBy).
+func (e *Engine) bucketCounts(ctx context.Context, db *sql.DB, q *Query, r Request, first int64, iv time.Duration) (groupCounts, error) {
+	out := groupCounts{}
+	err := e.countBy(ctx, db, q, r, first, iv, func(v string, b, k int64) {
+		m := out[v]
+		if m == nil {
+			m = map[int64]int64{}
+			out[v] = m
+		}
+		m[b] += k
+	})
+	return out, err
+}
+
+// countBy counts the matching events of [r.From, r.To] by bucket (iv wide from first; all in
+// bucket 0 when iv is 0) and groupBy value, from the hourly rollup where it can answer and
+// from the events themselves otherwise (and for the partial hours at both ends).
+func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, first int64, iv time.Duration, add func(v string, b, k int64)) error {
+	groupCol := "''"
+	if q.GroupBy != "" {
+		groupCol = fieldColumns[q.GroupBy]
+	}
+	bucketExpr := func(tsExpr string) (string, []any) {
+		if iv == 0 {
+			return "0", nil
+		}
+		return "(" + tsExpr + " - ?) / ?", []any{first, int64(iv)}
+	}
+	rawCount := func(from, to time.Time, ips []string) error {
+		var w where
+		w.timeRange(from, to)
+		w.filters(q, ips, filterOpts{})
+		be, bargs := bucketExpr("ts")
+		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM events WHERE ` + w.sql() + ` GROUP BY 1, 2`
+		return scanCounts(ctx, db, stmt, append(bargs, w.args...), add)
+	}
+	plan, err := e.rollupPlan(ctx, db, q, r, iv)
+	if err != nil {
+		return err
+	}
+	if plan == nil {
+		ips, err := e.resolveIPs(ctx, db, q)
+		if err != nil {
+			return err
+		}
+		return rawCount(r.From, r.To, ips)
+	}
+	var w where
+	w.add("hour >= ? AND hour < ?", plan.fromHour, plan.toHour)
+	w.filters(q, nil, filterOpts{})
+	be, bargs := bucketExpr("hour * " + hourNS)
+	stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM rollup_hourly WHERE ` + w.sql() + ` GROUP BY 1, 2`
+	if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
+		return err
+	}
+	for _, edge := range plan.edges {
+		if err := rawCount(edge[0], edge[1], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanCounts(ctx context.Context, db *sql.DB, stmt string, args []any, add func(v string, b, k int64)) error {
+	rows, err := db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return queryErr("count events", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b, k int64
+		var v string
+		if err := rows.Scan(&b, &v, &k); err != nil {
+			return queryErr("count events", err)
+		}
+		add(v, b, k)
+	}
+	if err := rows.Err(); err != nil {
+		return queryErr("count events", err)
+	}
+	return nil
+}
+
+// topCount is one row of a top query.
+type topCount struct {
+	value string
+	count int64
+}
+
+func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
+	counts := map[string]int64{}
+	if err := e.countBy(ctx, db, q, r, 0, 0, func(v string, _, k int64) { counts[v] += k }); err != nil {
+		return nil, err
+	}
+	all := make([]topCount, 0, len(counts))
+	for v, k := range counts {
+		if k > 0 {
+			all = append(all, topCount{v, k})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].count != all[j].count {
+			return all[i].count > all[j].count
+		}
+		return all[i].value < all[j].value
+	})
+	if len(all) > q.Limit {
+		all = all[:q.Limit]
+	}
+	vals := make([]string, len(all))
+	cnts := make([]int64, len(all))
+	for i, t := range all {
+		vals[i], cnts[i] = t.value, t.count
+	}
+	f := data.NewFrame(r.RefID, data.NewField("value", nil, vals), data.NewField("count", nil, cnts))
+	f.RefID = r.RefID
+	f.Meta = &data.FrameMeta{Type: data.FrameTypeTable}
+	return data.Frames{f}, nil
+}
+
+func valuesFrame(refID string, vals []string) *data.Frame {
+	if vals == nil {
+		vals = []string{}
+	}
+	f := data.NewFrame(refID, data.NewField("value", nil, vals))
+	f.RefID = refID
+	f.Meta = &data.FrameMeta{Type: data.FrameTypeTable}
+	return f
+}

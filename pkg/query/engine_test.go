@@ -1,0 +1,336 @@
+package query
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// engines returns the engine as shipped and one that never uses the rollup tables, so every
+// counting check covers both paths.
+func engines(f *fixture) map[string]*Engine {
+	raw := NewEngine(f.cache.ReadDB())
+	raw.noRollup = true
+	return map[string]*Engine{"rollup": NewEngine(f.cache.ReadDB()), "events": raw}
+}
+
+var (
+	rangeFrom = fixEnd.Add(-50*time.Hour - 13*time.Minute - 7*time.Second)
+	rangeTo   = fixEnd.Add(-90 * time.Second)
+	fresh     = Freshness{SyncedUpTo: fixEnd.Add(time.Hour)}
+)
+
+// filterCases are the filters every query type is checked with.
+var filterCases = []string{
+	`{}`,
+	`{"actions":["Login"]}`,
+	`{"actions":["Login","Reports"],"statuses":["FAILED","ACCESS_DENIED"]}`,
+	`{"statuses":"SUCCESS"}`,
+	`{"principals":["SOC-Pipeline","MetronLabs"]}`,
+	`{"principalType":"user"}`,
+	`{"principalType":"serviceAccount","actions":["TokenRefresh"]}`,
+	`{"sourceIps":["203.0.113.0/24"]}`,
+	`{"sourceIps":["10.0.0.0/8","2001:db8::/32"]}`,
+	`{"sourceIps":["2001:db8::1:0:0:9"]}`,
+	`{"sourceIps":["not-an-ip/0"]}`,
+	`{"search":"zebra"}`,
+	`{"search":"LOGIN"}`,
+	`{"search":"\"quoted\""}`,
+	`{"search":"python-requests"}`,
+	`{"search":"weekly posture 1"}`,
+	`{"search":"GLOBAL_ADMIN","principalType":"user"}`,
+}
+
+func queryWith(t *testing.T, filter, extra string) Query {
+	t.Helper()
+	js := strings.TrimSuffix(filter, "}")
+	if js != "{" && extra != "" {
+		js += ","
+	}
+	return mustParse(t, js+extra+"}")
+}
+
+func TestLogsAndTableMatchModel(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	e := NewEngine(f.cache.ReadDB())
+	for _, fc := range filterCases {
+		if strings.Contains(fc, "not-an-ip/0") {
+			continue // a parse error, tested below
+		}
+		t.Run(fc, func(t *testing.T) {
+			q := queryWith(t, fc, `"queryType":"table","limit":10000`)
+			want := f.expected(&q, rangeFrom, rangeTo)
+			frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, RefID: "A"}, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr := frames[0]
+			if fr.Rows() != len(want) {
+				t.Fatalf("rows = %d, want %d", fr.Rows(), len(want))
+			}
+			for i := range want {
+				if got := fr.Fields[1].At(i).(string); got != want[i].ID {
+					t.Fatalf("row %d id = %s, want %s", i, got, want[i].ID)
+				}
+				if got := fr.Fields[0].At(i).(time.Time); !got.Equal(want[i].Timestamp) {
+					t.Fatalf("row %d timestamp = %s, want %s", i, got, want[i].Timestamp)
+				}
+				if got := fr.Fields[10].At(i).(json.RawMessage); !bytes.Equal(got, want[i].ActionParameters) {
+					t.Fatalf("row %d actionParameters = %s, want %s", i, got, want[i].ActionParameters)
+				}
+			}
+			// logs: the same rows, capped at the limit.
+			q.Type, q.Limit = TypeLogs, 25
+			frames, err = e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, RefID: "A"}, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr = frames[0]
+			if n := min(25, len(want)); fr.Rows() != n {
+				t.Fatalf("logs rows = %d, want %d", fr.Rows(), n)
+			}
+			for i := 0; i < fr.Rows(); i++ {
+				if got := fr.Fields[3].At(i).(string); got != want[i].ID {
+					t.Fatalf("logs row %d id = %s, want %s", i, got, want[i].ID)
+				}
+			}
+		})
+	}
+}
+
+func TestLogLine(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	e := NewEngine(f.cache.ReadDB())
+	q := mustParse(t, `{"principals":["MetronLabs"]}`)
+	frames, err := e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := frames[0]
+	want := []struct{ body, sev, labels string }{
+		{`Login SUCCESS by MetronLabs (service account) from 2001:db8::7`, "info",
+			`{"action":"Login","status":"SUCCESS","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"2001:db8::7","userAgent":"curl/8.0","requestId":"req-odd-1"}`},
+		{`Login FAILED by MetronLabs (service account) from ::ffff:10.1.2.3`, "error",
+			`{"action":"Login","status":"FAILED","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"::ffff:10.1.2.3","userAgent":"Agent \"quoted\" \u003cb\u003e","requestId":"req-odd-2"}`},
+	}
+	if fr.Rows() != len(want) {
+		t.Fatalf("rows = %d, want %d", fr.Rows(), len(want))
+	}
+	for i, w := range want {
+		if got := fr.Fields[1].At(i); got != w.body {
+			t.Errorf("body %d = %q, want %q", i, got, w.body)
+		}
+		if got := fr.Fields[2].At(i); got != w.sev {
+			t.Errorf("severity %d = %q, want %q", i, got, w.sev)
+		}
+		if got := string(fr.Fields[4].At(i).(json.RawMessage)); got != w.labels {
+			t.Errorf("labels %d = %s, want %s", i, got, w.labels)
+		}
+	}
+	q = mustParse(t, `{"principalType":"user","statuses":["ACCESS_DENIED"],"actions":["UpdateUser"],"search":"odd-3"}`)
+	frames, err = e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := frames[0].Fields[1].At(0); got != "UpdateUser ACCESS_DENIED by Robert'); DROP TABLE events;-- (user) from not-an-ip" {
+		t.Errorf("body = %q", got)
+	}
+	if got := frames[0].Fields[2].At(0); got != "warning" {
+		t.Errorf("severity = %q", got)
+	}
+}
+
+// expectedBuckets counts the model's matches per bucket and group value.
+func expectedBuckets(f *fixture, q *Query, from, to time.Time, iv time.Duration) (map[string]map[int64]float64, int64, int) {
+	first := bucketStart(from, iv)
+	n := int((bucketStart(to, iv)-first)/int64(iv)) + 1
+	out := map[string]map[int64]float64{}
+	for _, e := range f.expected(q, from, to) {
+		v := ""
+		if q.GroupBy != "" {
+			v = fieldOf(&e, q.GroupBy)
+		}
+		if out[v] == nil {
+			out[v] = map[int64]float64{}
+		}
+		out[v][(e.Timestamp.UnixNano()-first)/int64(iv)]++
+	}
+	return out, first, n
+}
+
+func TestTimeSeriesMatchesModel(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	for name, e := range engines(f) {
+		for _, iv := range []time.Duration{time.Hour, 3 * time.Hour, 7 * time.Minute} {
+			for _, gb := range append([]string{""}, fieldNames...) {
+				for _, fc := range filterCases {
+					if strings.Contains(fc, "not-an-ip/0") {
+						continue
+					}
+					extra := `"queryType":"timeseries"`
+					if gb != "" {
+						extra += `,"groupBy":"` + gb + `"`
+					}
+					q := queryWith(t, fc, extra)
+					frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, Interval: iv, MaxDataPoints: 5000}, fresh)
+					if err != nil {
+						t.Fatalf("%s %s %s %s: %v", name, iv, gb, fc, err)
+					}
+					want, first, n := expectedBuckets(f, &q, rangeFrom, rangeTo, iv)
+					got := map[string]map[int64]float64{}
+					for _, fr := range frames {
+						if len(fr.Fields) == 0 {
+							continue
+						}
+						if fr.Rows() != n {
+							t.Fatalf("%s %s %s %s: %d buckets, want %d", name, iv, gb, fc, fr.Rows(), n)
+						}
+						for i := 0; i < n; i++ {
+							if ts := fr.Fields[0].At(i).(time.Time); ts.UnixNano() != first+int64(i)*int64(iv) {
+								t.Fatalf("bucket %d at %s, want %s", i, ts, time.Unix(0, first+int64(i)*int64(iv)).UTC())
+							}
+						}
+						v := fr.Fields[1].Labels[gb]
+						if gb == "" && len(fr.Fields[1].Labels) != 0 {
+							t.Fatalf("ungrouped series has labels %v", fr.Fields[1].Labels)
+						}
+						got[v] = map[int64]float64{}
+						for i := 0; i < n; i++ {
+							if c := fr.Fields[1].At(i).(float64); c != 0 {
+								got[v][int64(i)] = c
+							}
+						}
+					}
+					if gb == "" && len(want) == 0 {
+						want[""] = map[int64]float64{}
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("%s %s groupBy %q %s:\n got %v\nwant %v", name, iv, gb, fc, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestTopMatchesModel(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	for name, e := range engines(f) {
+		for _, gb := range fieldNames {
+			for _, fc := range filterCases {
+				if strings.Contains(fc, "not-an-ip/0") {
+					continue
+				}
+				q := queryWith(t, fc, `"queryType":"top","limit":5,"groupBy":"`+gb+`"`)
+				frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo}, fresh)
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts := map[string]int64{}
+				for _, e := range f.expected(&q, rangeFrom, rangeTo) {
+					counts[fieldOf(&e, gb)]++
+				}
+				type vc struct {
+					v string
+					c int64
+				}
+				var want []vc
+				for v, c := range counts {
+					want = append(want, vc{v, c})
+				}
+				sort.Slice(want, func(i, j int) bool {
+					if want[i].c != want[j].c {
+						return want[i].c > want[j].c
+					}
+					return want[i].v < want[j].v
+				})
+				if len(want) > 5 {
+					want = want[:5]
+				}
+				var got []vc
+				fr := frames[0]
+				for i := 0; i < fr.Rows(); i++ {
+					got = append(got, vc{fr.Fields[0].At(i).(string), fr.Fields[1].At(i).(int64)})
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s top %s %s:\n got %v\nwant %v", name, gb, fc, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestValuesMatchModel(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	cases := []string{`{}`, `{"principalType":"serviceAccount"}`, `{"actions":["Login"],"statuses":["FAILED"]}`,
+		`{"sourceIps":["10.0.0.0/8"]}`, `{"search":"curl"}`, `{"principals":["MetronLabs"]}`}
+	for name, e := range engines(f) {
+		for _, field := range fieldNames {
+			for _, fc := range cases {
+				q := queryWith(t, fc, `"queryType":"values","field":"`+field+`"`)
+				// The model: every entry, any time, matching the filters other than field's own.
+				mq := q
+				switch field {
+				case FieldAction:
+					mq.Actions = nil
+				case FieldStatus:
+					mq.Statuses = nil
+				case FieldPrincipal:
+					mq.Principals = nil
+				case FieldPrincipalType:
+					mq.PrincipalType = ""
+				case FieldSourceIP:
+					mq.SourceIPs = nil
+				}
+				set := map[string]bool{}
+				for i := range f.entries {
+					if matches(&f.entries[i], &mq) {
+						set[fieldOf(&f.entries[i], field)] = true
+					}
+				}
+				var want []string
+				for v := range set {
+					want = append(want, v)
+				}
+				sort.Strings(want)
+				frames, err := e.Run(context.Background(), Request{Query: q}, fresh)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for i := 0; i < frames[0].Rows(); i++ {
+					got = append(got, frames[0].Fields[0].At(i).(string))
+				}
+				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+					t.Fatalf("%s values %s %s:\n got %q\nwant %q", name, field, fc, got, want)
+				}
+			}
+		}
+		// The resource form: prefix (case-insensitive) and limit.
+		got, err := e.Values(context.Background(), FieldPrincipal, "so", 10, Query{PrincipalType: "serviceAccount"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != "[SOC-Pipeline]" {
+			t.Errorf("%s: Values(principal, so) = %q", name, got)
+		}
+		got, err = e.Values(context.Background(), FieldAction, "", 2, Query{})
+		if err != nil || len(got) != 2 {
+			t.Errorf("%s: Values(action, limit 2) = %q, %v", name, got, err)
+		}
+		if _, err := e.Values(context.Background(), "nope", "", 2, Query{}); !errors.Is(err, ErrInvalidQuery) {
+			t.Errorf("%s: Values(nope) error = %v", name, err)
+		}
+	}
+}

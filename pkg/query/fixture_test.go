@@ -1,0 +1,245 @@
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/wiz"
+	"github.com/seed/wizauditlogs/pkg/wizfake"
+)
+
+// The shared data set: a seeded fake tenant's events decoded as the syncer would, plus a few
+// hand-made oddities (IPv6 and mapped addresses, a source IP that is no IP, SQL metacharacters,
+// quotes, no principal), stored once in a real cache file.
+
+var fixEnd = time.Date(2026, 6, 10, 12, 34, 56, 0, time.UTC)
+
+type fixture struct {
+	entries []auditlog.Entry
+	cache   *cache.Cache
+	dir     string
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixture
+	fixErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fix != nil {
+		_ = fix.cache.Close()
+		_ = os.RemoveAll(fix.dir)
+	}
+	os.Exit(code)
+}
+
+func getFixture(t testing.TB) *fixture {
+	t.Helper()
+	fixOnce.Do(func() { fix, fixErr = buildFixture() })
+	if fixErr != nil {
+		t.Fatalf("fixture: %v", fixErr)
+	}
+	return fix
+}
+
+func buildFixture() (*fixture, error) {
+	ten := wizfake.New(wizfake.Options{Seed: 42, Events: 6000, Span: 72 * time.Hour, End: fixEnd})
+	var entries []auditlog.Entry
+	for _, ev := range ten.Events() {
+		e, err := wiz.DecodeEntry(ev.Node)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	entries = append(entries, oddEntries()...)
+	dir, err := os.MkdirTemp("", "querytest")
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.Open(filepath.Join(dir, "cache.db"), cache.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(entries); i += 500 {
+		if _, err := c.InsertPage(entries[i:min(i+500, len(entries))]); err != nil {
+			return nil, err
+		}
+	}
+	return &fixture{entries: entries, cache: c, dir: dir}, nil
+}
+
+func node(id, action, status string, ts time.Time, params string, ua, ip *string, sa, user map[string]string) json.RawMessage {
+	m := map[string]any{
+		"id": id, "action": action, "requestId": "req-" + id, "status": status,
+		"timestamp": wizfake.FormatTimestamp(ts), "actionParameters": json.RawMessage(params),
+		"userAgent": ua, "sourceIP": ip, "serviceAccount": nil, "user": nil,
+	}
+	if sa != nil {
+		m["serviceAccount"] = sa
+	}
+	if user != nil {
+		m["user"] = user
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func sp(s string) *string { return &s }
+
+func oddEntries() []auditlog.Entry {
+	at := func(h int) time.Time { return fixEnd.Add(-time.Duration(h)*time.Hour - 17*time.Minute) }
+	sa := map[string]string{"id": "sa-odd-1", "name": "MetronLabs"}
+	u := map[string]string{"id": "u-odd-2", "name": "Robert'); DROP TABLE events;--"}
+	nodes := []json.RawMessage{
+		node("odd-1", "Login", "SUCCESS", at(1), `{"clientID": "abc", "note": "Zebra-Crossing"}`, sp("curl/8.0"), sp("2001:db8::7"), sa, nil),
+		node("odd-2", "Login", "FAILED", at(2), `{"q":"100% \"quoted\" \\ back"}`, sp(`Agent "quoted" <b>`), sp("::ffff:10.1.2.3"), sa, nil),
+		node("odd-3", "UpdateUser", "ACCESS_DENIED", at(3), `null`, nil, sp("not-an-ip"), nil, u),
+		node("odd-4", "  Weird Action  ", "SUCCESS", at(4), `{"x":[1,2,{"y":"Ünïcödé"}]}`, sp("ua%_*"), sp("2001:db8:0:0:1::9"), nil, nil),
+		node("odd-5", "Login", "ACCESS_DENIED", at(5), `{}`, sp("curl/8.0"), sp("10.255.255.255"), nil, map[string]string{"id": "u-odd-5", "name": ""}),
+	}
+	var out []auditlog.Entry
+	for _, n := range nodes {
+		e, err := wiz.DecodeEntry(n)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// ---- the independent model of the query semantics ----
+
+func asciiLowerT(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func matches(e *auditlog.Entry, q *Query) bool {
+	if len(q.Actions) > 0 && !slices.Contains(q.Actions, e.Action) {
+		return false
+	}
+	if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, e.Status) {
+		return false
+	}
+	if len(q.Principals) > 0 && !slices.Contains(q.Principals, e.PrincipalName) && !slices.Contains(q.Principals, e.PrincipalID) {
+		return false
+	}
+	if q.PrincipalType != "" && e.PrincipalType != q.PrincipalType {
+		return false
+	}
+	if len(q.SourceIPs) > 0 {
+		ok := false
+		for _, s := range q.SourceIPs {
+			if s == e.SourceIP {
+				ok = true
+				break
+			}
+			a, err := netip.ParseAddr(e.SourceIP)
+			if err != nil {
+				continue
+			}
+			a = a.Unmap()
+			if strings.Contains(s, "/") {
+				p, err := netip.ParsePrefix(s)
+				if err == nil && p.Contains(a) {
+					ok = true
+					break
+				}
+			} else if b, err := netip.ParseAddr(s); err == nil && b.Unmap() == a {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if q.Search != "" {
+		n := asciiLowerT(q.Search)
+		var params []byte
+		if string(e.ActionParameters) != "null" {
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, e.ActionParameters) // minified, as SQLite's json_extract returns it
+			params = buf.Bytes()
+		}
+		found := false
+		for _, f := range []string{e.ID, e.RequestID, e.Action, e.PrincipalName, e.UserAgent, string(params)} {
+			if strings.Contains(asciiLowerT(f), n) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func inRange(e *auditlog.Entry, from, to time.Time) bool {
+	return !e.Timestamp.Before(from) && !e.Timestamp.After(to)
+}
+
+func fieldOf(e *auditlog.Entry, field string) string {
+	switch field {
+	case FieldAction:
+		return e.Action
+	case FieldStatus:
+		return e.Status
+	case FieldPrincipal:
+		return e.PrincipalName
+	case FieldPrincipalType:
+		return e.PrincipalType
+	case FieldSourceIP:
+		return e.SourceIP
+	case FieldUserAgent:
+		return e.UserAgent
+	}
+	return ""
+}
+
+// expected returns the matching entries in range, newest first (ties by id, descending).
+func (f *fixture) expected(q *Query, from, to time.Time) []auditlog.Entry {
+	var out []auditlog.Entry
+	for i := range f.entries {
+		e := &f.entries[i]
+		if inRange(e, from, to) && matches(e, q) {
+			out = append(out, *e)
+		}
+	}
+	slices.SortFunc(out, func(a, b auditlog.Entry) int {
+		if c := b.Timestamp.Compare(a.Timestamp); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return out
+}
+
+func mustParse(t testing.TB, js string) Query {
+	t.Helper()
+	q, err := Parse(json.RawMessage(js))
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", js, err)
+	}
+	return q
+}

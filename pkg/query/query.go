@@ -1,0 +1,353 @@
+// Package query answers the plugin's query model (see the product contract, "Query model")
+// from the SQLite cache: it parses and validates a query's JSON, runs it against the cache's
+// read-only pool with bound parameters only, and builds the data frames Grafana shows.
+//
+// It knows Grafana's data frames but not its backend types: the Grafana glue maps a returned
+// *Error (a user's mistake) to a downstream error response, any other error to a plugin one.
+package query
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+)
+
+// Query types.
+const (
+	TypeLogs       = "logs"
+	TypeTable      = "table"
+	TypeTimeSeries = "timeseries"
+	TypeTop        = "top"
+	TypeValues     = "values"
+)
+
+// Fields are the names groupBy and field take.
+const (
+	FieldAction        = "action"
+	FieldStatus        = "status"
+	FieldPrincipal     = "principal"
+	FieldPrincipalType = "principalType"
+	FieldSourceIP      = "sourceIp"
+	FieldUserAgent     = "userAgent"
+)
+
+// Limits of the limit field, per query type. 0 (or absent) means the default.
+const (
+	DefaultLogsLimit   = 1000
+	MaxRowsLimit       = 10000 // logs and table
+	DefaultTopLimit    = 10
+	MaxTopLimit        = 1000
+	DefaultValuesLimit = 1000
+	MaxValuesLimit     = 10000
+	MaxSeriesLimit     = 1000 // timeseries: limit keeps the N biggest series
+)
+
+// MaxListLen bounds the number of entries of a list filter.
+const MaxListLen = 1000
+
+// fieldColumns maps a groupBy/field name to its events column: the only place column names
+// come from. User input never reaches SQL text.
+var fieldColumns = map[string]string{
+	FieldAction:        "action",
+	FieldStatus:        "status",
+	FieldPrincipal:     "principal",
+	FieldPrincipalType: "principal_type",
+	FieldSourceIP:      "source_ip",
+	FieldUserAgent:     "user_agent",
+}
+
+// fieldNames in the order error messages list them.
+var fieldNames = []string{FieldAction, FieldStatus, FieldPrincipal, FieldPrincipalType, FieldSourceIP, FieldUserAgent}
+
+var queryTypes = []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues}
+
+// ErrInvalidQuery is what every *Error matches with errors.Is: the query itself is wrong
+// (the user's side), as opposed to a failure of the cache or of the plugin.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// Error is a problem with a query a user wrote. Field names the JSON field at fault ("" for
+// the whole document); Message is a sentence that says what to change.
+type Error struct {
+	Field   string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is makes errors.Is(err, ErrInvalidQuery) true for every *Error.
+func (e *Error) Is(target error) bool { return target == ErrInvalidQuery }
+
+func errorf(field, format string, args ...any) *Error {
+	return &Error{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Query is a parsed, defaulted and validated query.
+type Query struct {
+	Type          string
+	Actions       []string
+	Statuses      []string
+	Principals    []string // names or ids
+	PrincipalType string   // "", "user" or "serviceAccount"
+	SourceIPs     []string // as written: IPs or CIDR prefixes
+	Search        string
+	GroupBy       string // "" or a field name
+	Field         string // values: the field whose values are listed
+	Limit         int    // defaulted for logs, table, top and values; 0 for timeseries means all series
+
+	prefixes []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
+}
+
+// stringList accepts a JSON array of strings, a single string (a template variable that
+// interpolated to one value), or null.
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*l = nil
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*l = stringList{s}
+		return nil
+	}
+	var ss []string
+	if err := json.Unmarshal(b, &ss); err != nil {
+		return errors.New("must be a list of strings")
+	}
+	*l = ss
+	return nil
+}
+
+// wire is the query JSON. Fields Grafana adds (refId, datasource, hide, …) are ignored.
+type wire struct {
+	QueryType     string          `json:"queryType"`
+	Actions       json.RawMessage `json:"actions"`
+	Statuses      json.RawMessage `json:"statuses"`
+	Principals    json.RawMessage `json:"principals"`
+	PrincipalType string          `json:"principalType"`
+	SourceIPs     json.RawMessage `json:"sourceIps"`
+	Search        string          `json:"search"`
+	GroupBy       string          `json:"groupBy"`
+	Field         string          `json:"field"`
+	Limit         json.RawMessage `json:"limit"`
+}
+
+// Parse decodes a query's JSON, applies the defaults (queryType logs, the limits above) and
+// validates it. Every error it returns is an *Error naming the field.
+func Parse(raw json.RawMessage) (Query, error) {
+	var w wire
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Query{}, errorf(te.Field, "%s has the wrong type: want %s", te.Field, te.Type.String())
+		}
+		return Query{}, errorf("", "the query is not valid JSON: %s", clip(err.Error(), 200))
+	}
+	var lists [4]stringList
+	for i, l := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs}} {
+		if len(l.raw) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(l.raw, &lists[i]); err != nil {
+			return Query{}, errorf(l.name, "%s must be a list of strings", l.name)
+		}
+	}
+	q := Query{
+		Type:          w.QueryType,
+		Actions:       compact(lists[0]),
+		Statuses:      compact(lists[1]),
+		Principals:    compact(lists[2]),
+		PrincipalType: strings.TrimSpace(w.PrincipalType),
+		SourceIPs:     compact(lists[3]),
+		Search:        w.Search,
+		GroupBy:       strings.TrimSpace(w.GroupBy),
+		Field:         strings.TrimSpace(w.Field),
+	}
+	if q.Type == "" {
+		q.Type = TypeLogs
+	}
+	if !contains(queryTypes, q.Type) {
+		return Query{}, errorf("queryType", "unknown queryType %q: use one of %s", clip(q.Type, 64), strings.Join(queryTypes, ", "))
+	}
+	limit, err := parseLimit(w.Limit)
+	if err != nil {
+		return Query{}, err
+	}
+	q.Limit = limit
+	if err := q.validate(); err != nil {
+		return Query{}, err
+	}
+	return q, nil
+}
+
+func parseLimit(b json.RawMessage) (int, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) || bytes.Equal(b, []byte(`""`)) {
+		return 0, nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		// A template variable may arrive as a string.
+		var s string
+		if json.Unmarshal(b, &s) != nil {
+			return 0, errorf("limit", "limit must be a whole number")
+		}
+		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%g", &f); err != nil {
+			return 0, errorf("limit", "limit must be a whole number, not %q", clip(s, 32))
+		}
+	}
+	if f != float64(int64(f)) || f < -1e9 || f > 1e9 {
+		return 0, errorf("limit", "limit must be a whole number, not %s", clip(string(b), 32))
+	}
+	return int(f), nil
+}
+
+// validate applies the per-type defaults and checks every field. q.Limit is the raw limit.
+func (q *Query) validate() error {
+	for _, l := range []struct {
+		name string
+		vals []string
+	}{{"actions", q.Actions}, {"statuses", q.Statuses}, {"principals", q.Principals}, {"sourceIps", q.SourceIPs}} {
+		if len(l.vals) > MaxListLen {
+			return errorf(l.name, "%s has %d entries: at most %d", l.name, len(l.vals), MaxListLen)
+		}
+	}
+	switch q.PrincipalType {
+	case "", "user", "serviceAccount":
+	default:
+		return errorf("principalType", "unknown principalType %q: use user or serviceAccount (or leave it empty for both)", clip(q.PrincipalType, 64))
+	}
+	if q.GroupBy != "" {
+		if _, ok := fieldColumns[q.GroupBy]; !ok {
+			return errorf("groupBy", "unknown groupBy %q: use one of %s", clip(q.GroupBy, 64), strings.Join(fieldNames, ", "))
+		}
+	}
+	if q.Field != "" {
+		if _, ok := fieldColumns[q.Field]; !ok {
+			return errorf("field", "unknown field %q: use one of %s", clip(q.Field, 64), strings.Join(fieldNames, ", "))
+		}
+	}
+	q.prefixes = nil
+	for _, s := range q.SourceIPs {
+		p, err := parseIPOrPrefix(s)
+		if err != nil {
+			return errorf("sourceIps", "sourceIps: %q is neither an IP address nor a CIDR prefix (like 203.0.113.7 or 10.0.0.0/8)", clip(s, 64))
+		}
+		q.prefixes = append(q.prefixes, p)
+	}
+	lim := q.Limit
+	switch q.Type {
+	case TypeLogs, TypeTable:
+		if lim == 0 {
+			lim = DefaultLogsLimit
+		}
+		if lim < 1 || lim > MaxRowsLimit {
+			return errorf("limit", "limit %d is out of range: %s queries take 1 to %d", q.Limit, q.Type, MaxRowsLimit)
+		}
+	case TypeTop:
+		if q.GroupBy == "" {
+			return errorf("groupBy", "a top query needs groupBy: one of %s", strings.Join(fieldNames, ", "))
+		}
+		if lim == 0 {
+			lim = DefaultTopLimit
+		}
+		if lim < 1 || lim > MaxTopLimit {
+			return errorf("limit", "limit %d is out of range: top queries take 1 to %d", q.Limit, MaxTopLimit)
+		}
+	case TypeValues:
+		if q.Field == "" {
+			// The editor may send groupBy for a values query; accept it as the field.
+			q.Field = q.GroupBy
+		}
+		if q.Field == "" {
+			return errorf("field", "a values query needs field: one of %s", strings.Join(fieldNames, ", "))
+		}
+		if lim == 0 {
+			lim = DefaultValuesLimit
+		}
+		if lim < 1 || lim > MaxValuesLimit {
+			return errorf("limit", "limit %d is out of range: values queries take 1 to %d", q.Limit, MaxValuesLimit)
+		}
+	case TypeTimeSeries:
+		if lim < 0 || lim > MaxSeriesLimit {
+			return errorf("limit", "limit %d is out of range: timeseries queries take 1 to %d series (or none for all)", q.Limit, MaxSeriesLimit)
+		}
+	}
+	q.Limit = lim
+	return nil
+}
+
+// parseIPOrPrefix reads an IP address (as a one-address prefix) or a CIDR prefix, masked.
+func parseIPOrPrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+			bits := p.Bits() - 96
+			if bits < 0 {
+				return netip.Prefix{}, errors.New("prefix too short for a mapped address")
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), bits)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// compact drops empty entries (an unset template variable) and duplicates, keeping order.
+func compact(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// clip shortens s for an error message, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,189 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// The cache keeps, through triggers on the events table (see the cache's schema):
+//   - rollup_hourly(hour, action, status, principal_type, principal, principal_id, n): event
+//     counts per UTC hour (ts / 1 h) and per combination of those dimensions;
+//   - rollup_values(field, value, n): how many events carry each source IP and user agent.
+//
+// Counting queries use rollup_hourly for the whole hours of their range when no filter or
+// grouping needs what it lacks (search, source IPs, user agents); the partial hours at the two
+// ends, and every other query, read the events table.
+
+const hourNS = "3600000000000"
+
+// rollupSchema says which rollup tables a database has (a file migrated by an older build
+// may have none); it is read once per pool.
+type rollupSchema struct {
+	hourly, values bool
+}
+
+func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
+	if e.noRollup {
+		return rollupSchema{}, nil
+	}
+	if s, ok := e.schemas.Load(db); ok {
+		return s.(rollupSchema), nil
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values')`)
+	if err != nil {
+		return rollupSchema{}, queryErr("read schema", err)
+	}
+	defer rows.Close()
+	var s rollupSchema
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return rollupSchema{}, queryErr("read schema", err)
+		}
+		switch name {
+		case "rollup_hourly":
+			s.hourly = true
+		case "rollup_values":
+			s.values = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return rollupSchema{}, queryErr("read schema", err)
+	}
+	e.schemas.Store(db, s)
+	return s, nil
+}
+
+// rollupDims are the fields rollup_hourly can group and filter on.
+var rollupDims = map[string]bool{"": true, FieldAction: true, FieldStatus: true, FieldPrincipal: true, FieldPrincipalType: true}
+
+// rollupable reports whether rollup_hourly has everything q filters or groups on.
+func rollupable(q *Query, field string) bool {
+	return q.Search == "" && len(q.SourceIPs) == 0 && rollupDims[field]
+}
+
+// plan is how a counting query splits its range: whole hours [fromHour, toHour) from the
+// rollup, the partial hours at the ends (edges, inclusive ranges) from the events.
+type plan struct {
+	fromHour, toHour int64
+	edges            [][2]time.Time
+}
+
+// rollupPlan returns nil when the query must read the events table alone.
+func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request, iv time.Duration) (*plan, error) {
+	if !rollupable(q, q.GroupBy) || (iv != 0 && iv%time.Hour != 0) {
+		return nil, nil
+	}
+	s, err := e.schema(ctx, db)
+	if err != nil || !s.hourly {
+		return nil, err
+	}
+	const h = int64(time.Hour)
+	from, to := r.From.UnixNano(), r.To.UnixNano()
+	if from < 0 {
+		return nil, nil
+	}
+	fromHour := (from + h - 1) / h // first hour that starts inside the range
+	toHour := (to + 1) / h         // hours before this one end inside the range
+	if toHour-fromHour < 2 {
+		return nil, nil // nothing worth it
+	}
+	p := &plan{fromHour: fromHour, toHour: toHour}
+	if from < fromHour*h {
+		p.edges = append(p.edges, [2]time.Time{r.From, time.Unix(0, fromHour*h-1)})
+	}
+	if toHour*h <= to {
+		p.edges = append(p.edges, [2]time.Time{time.Unix(0, toHour*h), r.To})
+	}
+	return p, nil
+}
+
+// values lists the distinct values of field (see Engine.Values).
+func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, limit int, q *Query) ([]string, error) {
+	col := fieldColumns[field]
+	s, err := e.schema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	opts := filterOpts{skipField: field}
+	fq := *q
+	switch field { // the field's own filter is ignored (a dropdown lists every choice)
+	case FieldSourceIP:
+		fq.SourceIPs, fq.prefixes = nil, nil
+	}
+	var w where
+	table := "events"
+	switch {
+	case s.values && (field == FieldSourceIP || field == FieldUserAgent) && noFilters(&fq, field):
+		table = "rollup_values"
+		w.add("field = ?", col)
+		col = "value"
+	case s.hourly && rollupable(&fq, field):
+		table = "rollup_hourly"
+		w.filters(&fq, nil, opts)
+	default:
+		ips, err := e.resolveIPs(ctx, db, &fq)
+		if err != nil {
+			return nil, err
+		}
+		w.filters(&fq, ips, opts)
+	}
+	if prefix != "" {
+		w.add("substr(lower("+col+"), 1, length(?)) = lower(?)", prefix, prefix)
+	}
+	stmt := `SELECT DISTINCT ` + col + ` FROM ` + table + ` WHERE ` + w.sql() + ` ORDER BY 1 LIMIT ?`
+	rows, err := db.QueryContext(ctx, stmt, append(w.args, limit)...)
+	if err != nil {
+		return nil, queryErr("list values", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, queryErr("list values", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, queryErr("list values", err)
+	}
+	return out, nil
+}
+
+// noFilters reports whether q filters on nothing but (perhaps) field itself.
+func noFilters(q *Query, field string) bool {
+	return (len(q.Actions) == 0 || field == FieldAction) &&
+		(len(q.Statuses) == 0 || field == FieldStatus) &&
+		(len(q.Principals) == 0 || field == FieldPrincipal) &&
+		(q.PrincipalType == "" || field == FieldPrincipalType) &&
+		(len(q.SourceIPs) == 0 || field == FieldSourceIP) &&
+		q.Search == ""
+}
+
+// distinctSourceIPs lists every source IP in the cache.
+func (e *Engine) distinctSourceIPs(ctx context.Context, db *sql.DB) ([]string, error) {
+	s, err := e.schema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	stmt := `SELECT DISTINCT source_ip FROM events`
+	if s.values {
+		stmt = `SELECT value FROM rollup_values WHERE field = 'source_ip'`
+	}
+	rows, err := db.QueryContext(ctx, stmt)
+	if err != nil {
+		return nil, queryErr("list source IPs", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, queryErr("list source IPs", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
