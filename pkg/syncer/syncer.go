@@ -1,0 +1,486 @@
+// Package syncer keeps a cache.Cache in step with a Wiz tenant's audit log: a live tail of
+// closed, overlapping windows every poll interval, and a backfill of the history from a start
+// date, newest first, in time slices small enough never to be cut by the API's result cap.
+//
+// Every page is one cache transaction and the checkpoint (or a backfill slice's coverage) is
+// recorded only after the whole window is stored, so stopping or killing the process at any
+// moment loses nothing: the next run fetches again from the last checkpoint, and the id key
+// absorbs what it fetches twice. The package knows nothing of Grafana.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/wiz"
+)
+
+// Source pages one closed time window of the audit log; *wiz.Client is one. It retries rate
+// limits and transient failures itself and returns an error wiz.KindOf classifies when it
+// gives up.
+type Source interface {
+	AuditLog(ctx context.Context, w wiz.Window, pageSize int, onPage func([]auditlog.Entry) error) (wiz.WindowResult, error)
+}
+
+// Clock is the syncer's time: Now, and After for the waits between cycles.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// Logger is the subset of Grafana's backend logger (and of *slog.Logger) the syncer uses.
+type Logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// Defaults of Config.
+const (
+	DefaultPollInterval  = time.Minute
+	DefaultPageSize      = 500
+	DefaultOverlap       = 10 * time.Minute
+	DefaultLag           = 30 * time.Second
+	DefaultConcurrency   = 4
+	DefaultSlice         = 24 * time.Hour
+	DefaultMinSlice      = time.Minute
+	DefaultPruneInterval = time.Hour
+	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
+	MaxLookback = 180 * 24 * time.Hour
+	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
+	// that a burst of activity rarely makes a slice reach the cap.
+	sliceTarget = wiz.ResultCap / 2
+)
+
+// Config configures a Syncer. Zero values take the defaults above.
+type Config struct {
+	DatasourceUID string        // label of the Prometheus metrics
+	PollInterval  time.Duration // between live windows
+	PageSize      int           // `first` per page
+	BackfillStart time.Time     // zero: no backfill; clamped to now-MaxLookback
+	RetentionDays int           // events older than this are pruned; 0 keeps everything
+	Overlap       time.Duration // how far each live window reaches back before the checkpoint
+	Lag           time.Duration // how far behind now each live window ends
+	Concurrency   int           // backfill slices in flight at once
+	Slice         time.Duration // largest backfill (and live catch-up) slice
+	MinSlice      time.Duration // smallest slice the adaptive sizing picks
+	PruneInterval time.Duration // between retention pruning runs
+	Clock         Clock         // real time when nil
+	Logger        Logger        // discards when nil
+	// Registerer receives the metrics; prometheus.DefaultRegisterer (served by the SDK) when nil.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) defaults() {
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = DefaultPageSize
+	}
+	if c.Overlap <= 0 {
+		c.Overlap = DefaultOverlap
+	}
+	if c.Lag < 0 {
+		c.Lag = 0
+	} else if c.Lag == 0 {
+		c.Lag = DefaultLag
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Slice <= 0 {
+		c.Slice = DefaultSlice
+	}
+	if c.MinSlice <= 0 {
+		c.MinSlice = DefaultMinSlice
+	}
+	c.MinSlice = min(c.MinSlice, c.Slice)
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = DefaultPruneInterval
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.DefaultRegisterer
+	}
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Syncer runs the sync of one data source. Its methods are safe for concurrent use.
+type Syncer struct {
+	cache *cache.Cache
+	src   Source
+	cfg   Config
+	log   Logger
+	clock Clock
+
+	mEvents, mSplits                       prometheus.Counter
+	mLag, mBackfill, mCacheBytes, mCacheEv prometheus.Gauge
+	mRequests                              *prometheus.CounterVec
+
+	wake chan struct{}
+
+	mu          sync.Mutex
+	cancel      context.CancelFunc // nil when not started
+	wg          sync.WaitGroup     // the loop, the backfill and the pruning goroutines
+	liveBusy    bool
+	backfilling bool
+	pruning     bool
+	fatal       *wiz.Error // an error that stops fetching until the next poll succeeds
+	nextSyncAt  time.Time
+	lastPrune   time.Time
+	capNotice   string // a window no split could bring under the result cap
+}
+
+// New builds a Syncer; Start runs it.
+func New(c *cache.Cache, src Source, cfg Config) *Syncer {
+	cfg.defaults()
+	m := metricsFor(cfg.Registerer)
+	ds := cfg.DatasourceUID
+	return &Syncer{
+		cache: c, src: src, cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
+		mEvents:     m.events.WithLabelValues(ds),
+		mSplits:     m.splits.WithLabelValues(ds),
+		mLag:        m.lag.WithLabelValues(ds),
+		mBackfill:   m.backfill.WithLabelValues(ds),
+		mCacheBytes: m.cacheBytes.WithLabelValues(ds),
+		mCacheEv:    m.cacheRows.WithLabelValues(ds),
+		mRequests:   m.requests.MustCurryWith(prometheus.Labels{"datasource": ds}),
+		wake:        make(chan struct{}, 1),
+	}
+}
+
+// Start runs the sync in the background: a cycle now, then one every PollInterval (or at
+// RunNow). Starting a started Syncer does nothing.
+func (s *Syncer) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go s.loop(ctx)
+}
+
+// Stop cancels the sync and waits for it. A page being stored is committed whole or not at
+// all; the checkpoint stays where the last complete window left it. Stop may be called twice
+// and without Start; the Syncer can be started again.
+func (s *Syncer) Stop() {
+	s.mu.Lock()
+	cancel := s.cancel
+	s.cancel = nil
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+// RunNow asks for a cycle at once, without waiting for it. It also retries after an error.
+func (s *Syncer) RunNow() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Syncer) loop(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		s.cycle(ctx, false)
+		next := s.clock.Now().Add(s.cfg.PollInterval)
+		s.mu.Lock()
+		s.nextSyncAt = next
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.clock.After(s.cfg.PollInterval):
+		case <-s.wake:
+		}
+	}
+}
+
+// RunOnce runs one full cycle in the caller's goroutine: the live window, then the backfill
+// until it is complete or fails, then pruning when due. It returns the first error. It is
+// meant for tests and tools; a started Syncer runs cycles by itself.
+func (s *Syncer) RunOnce(ctx context.Context) error {
+	return s.cycle(ctx, true)
+}
+
+// cycle is one poll: take over the cache if its writer left, fetch the live window, make sure
+// the backfill runs, prune when due. With wait, backfill and pruning run in this goroutine.
+func (s *Syncer) cycle(ctx context.Context, wait bool) error {
+	defer s.updateGauges()
+	if s.cache.ReadOnly() {
+		if ok, err := s.cache.TryPromote(); err != nil {
+			s.log.Warn("cannot take over the cache file", "error", err)
+			return err
+		} else if !ok {
+			return cache.ErrReadOnly
+		}
+		s.log.Info("took over the cache file: the previous writer released it", "file", s.cache.Path())
+	}
+	err := s.syncLive(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return s.noteError("live", err)
+	}
+	s.mu.Lock()
+	s.fatal = nil
+	s.mu.Unlock()
+
+	var errs []error
+	if wait {
+		if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
+			errs = append(errs, s.noteError("backfill", err))
+		}
+		if s.pruneDue() {
+			if err := s.prune(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.backfilling && s.fatal == nil {
+		s.backfilling = true
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := s.backfill(ctx)
+			if err != nil && ctx.Err() == nil {
+				_ = s.noteError("backfill", err)
+			}
+			s.mu.Lock()
+			s.backfilling = false
+			s.mu.Unlock()
+			s.updateGauges()
+		}()
+	}
+	if !s.pruning && s.pruneDueLocked() {
+		s.pruning = true
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.prune(ctx)
+			s.mu.Lock()
+			s.pruning = false
+			s.mu.Unlock()
+		}()
+	}
+	return nil
+}
+
+// noteError records a failed live window or backfill: in the status, in the cache (so a
+// successor instance shows it) and, for errors retrying cannot fix, as the fatal error that
+// puts the syncer in state "error" until a later window succeeds.
+func (s *Syncer) noteError(what string, err error) error {
+	kind := wiz.KindOf(err)
+	msg := err.Error()
+	var we *wiz.Error
+	if !errors.As(err, &we) {
+		we = &wiz.Error{Kind: kind, Message: msg, Err: err}
+	}
+	switch kind {
+	case wiz.KindTransient, wiz.KindRateLimited:
+		s.log.Warn("sync failed, will retry at the next poll", "part", what, "kind", kind.String(), "error", msg)
+	default:
+		s.log.Error("sync stopped until the next poll", "part", what, "kind", kind.String(), "error", msg)
+		s.mu.Lock()
+		s.fatal = we
+		s.mu.Unlock()
+	}
+	if !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
+		if e := s.cache.SetState(cache.Update{LastError: &msg}); e != nil {
+			s.log.Warn("cannot record the sync error in the cache", "error", e)
+		}
+	}
+	return err
+}
+
+// syncLive fetches [checkpoint - overlap, now - lag] (in slices, oldest first, when the
+// checkpoint is far behind) and moves the checkpoint after each slice is stored.
+func (s *Syncer) syncLive(ctx context.Context) error {
+	s.mu.Lock()
+	s.liveBusy = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.liveBusy = false
+		s.mu.Unlock()
+	}()
+
+	st, err := s.cache.State()
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now().UTC()
+	end := now.Add(-s.cfg.Lag)
+	var from, liveStart time.Time
+	if st.SyncedUpTo.IsZero() {
+		// First window: from now - overlap. The backfill ends exactly there, so the two
+		// together leave no gap.
+		liveStart = now.Add(-s.cfg.Overlap)
+		from = liveStart
+	} else {
+		from = st.SyncedUpTo.Add(-s.cfg.Overlap)
+	}
+	from = maxTime(from, now.Add(-MaxLookback)) // older entries are gone from Wiz anyway
+	if !from.Before(end) {
+		return nil
+	}
+	noErr := ""
+	for from.Before(end) {
+		to := minTime(from.Add(s.cfg.Slice), end)
+		if _, err := s.fetchRange(ctx, wiz.Window{After: from, Before: to}, false); err != nil {
+			return err
+		}
+		// to, not the newest entry seen: the whole closed window is stored, so the cache holds
+		// everything up to it even when nothing happened.
+		if err := s.cache.SetState(cache.Update{SyncedUpTo: to, LiveStart: liveStart,
+			LastSyncAt: s.clock.Now().UTC(), LastError: &noErr}); err != nil {
+			return err
+		}
+		from = to
+	}
+	return nil
+}
+
+// fetchRange fetches a closed window and every window a split of it needs until no fetch
+// reaches the result cap. Splits are fetched newer part first. It returns the number of
+// entries received.
+func (s *Syncer) fetchRange(ctx context.Context, w wiz.Window, backfill bool) (int, error) {
+	stack := []wiz.Window{w}
+	total := 0
+	for len(stack) > 0 {
+		win := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		res, err := s.fetchWindow(ctx, win)
+		total += res.Entries
+		if err != nil {
+			return total, err
+		}
+		if !res.Truncated {
+			continue
+		}
+		s.mSplits.Inc()
+		// What is left to fetch. A result that came in a known order is complete from one end
+		// down (or up) to its last timestamp; that timestamp is fetched again, since entries
+		// sharing it may have been cut.
+		var rest []wiz.Window // oldest first
+		switch {
+		case res.Order == wiz.OrderNewestFirst && res.Oldest.After(win.After) && res.Oldest.Before(win.Before):
+			rest = []wiz.Window{{After: win.After, Before: res.Oldest}}
+		case res.Order == wiz.OrderOldestFirst && res.Newest.Before(win.Before) && res.Newest.After(win.After):
+			rest = []wiz.Window{{After: res.Newest, Before: win.Before}}
+		case win.Before.Sub(win.After) >= 2*time.Microsecond:
+			mid := win.After.Add(win.Before.Sub(win.After) / 2)
+			rest = []wiz.Window{{After: win.After, Before: mid}, {After: mid, Before: win.Before}}
+		default:
+			// More than ResultCap entries within a microsecond: no filter can page past them.
+			msg := fmt.Sprintf("more than %d audit entries at %s: the API cannot return them all",
+				wiz.ResultCap, win.After.Format(time.RFC3339Nano))
+			s.log.Error(msg)
+			s.mu.Lock()
+			s.capNotice = msg
+			s.mu.Unlock()
+			continue
+		}
+		s.log.Debug("window reached the result cap; splitting", "after", win.After, "before", win.Before,
+			"order", res.Order, "backfill", backfill)
+		stack = append(stack, rest...) // the newest part is on top
+	}
+	return total, nil
+}
+
+// fetchWindow pages one window into the cache, a transaction per page.
+func (s *Syncer) fetchWindow(ctx context.Context, w wiz.Window) (wiz.WindowResult, error) {
+	res, err := s.src.AuditLog(ctx, w, s.cfg.PageSize, func(page []auditlog.Entry) error {
+		n, err := s.cache.InsertPage(page)
+		if err != nil {
+			return fmt.Errorf("store a page in the cache: %w", err)
+		}
+		s.mEvents.Add(float64(n))
+		return nil
+	})
+	outcome := "ok"
+	if err != nil {
+		outcome = wiz.KindOf(err).String()
+		if ctx.Err() != nil {
+			outcome = "canceled"
+		}
+	}
+	s.mRequests.WithLabelValues("window", outcome).Inc()
+	s.mRequests.WithLabelValues("page", "ok").Add(float64(res.Pages))
+	if err != nil {
+		s.mRequests.WithLabelValues("page", outcome).Inc()
+	}
+	return res, err
+}
+
+// pruneDue reports whether retention pruning should run now.
+func (s *Syncer) pruneDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pruneDueLocked()
+}
+
+func (s *Syncer) pruneDueLocked() bool {
+	return s.cfg.RetentionDays > 0 &&
+		(s.lastPrune.IsZero() || s.clock.Now().Sub(s.lastPrune) >= s.cfg.PruneInterval)
+}
+
+func (s *Syncer) prune(ctx context.Context) error {
+	now := s.clock.Now()
+	s.mu.Lock()
+	s.lastPrune = now
+	s.mu.Unlock()
+	cut := now.Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
+	n, err := s.cache.Prune(ctx, cut)
+	if err != nil {
+		s.log.Warn("retention pruning failed", "error", err)
+		return err
+	}
+	if n > 0 {
+		s.log.Info("pruned events past retention", "deleted", n, "before", cut)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
