@@ -84,7 +84,7 @@ type memSource struct {
 	mu      sync.Mutex
 	events  []memEvent // sorted by (ts, id)
 	calls   []wiz.Window
-	failFn  func(call int, w wiz.Window) error // nil: no failure
+	failFn  func(call int, w wiz.Window) error  // nil: no failure
 	blockFn func(ctx context.Context, call int) // runs before each call
 	rng     *rand.Rand
 }
