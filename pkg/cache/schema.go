@@ -60,6 +60,76 @@ CREATE TABLE backfill_covered (
 	to_ts   INTEGER NOT NULL     -- unix ns, inclusive; ranges never overlap or touch (merged on insert)
 );
 `,
+	// 3: pre-aggregated counts for the query engine (pkg/query), kept in step with events by
+	// triggers, so the write path needs no change: event counts per UTC hour and per
+	// (action, status, principal) combination, and how many events carry each source IP and
+	// user agent (distinct values without scanning the events).
+	`
+CREATE TABLE rollup_hourly (
+	hour           INTEGER NOT NULL, -- ts / 1 h: the UTC hour since the epoch
+	action         TEXT    NOT NULL,
+	status         TEXT    NOT NULL,
+	principal_type TEXT    NOT NULL,
+	principal      TEXT    NOT NULL,
+	principal_id   TEXT    NOT NULL,
+	n              INTEGER NOT NULL,
+	PRIMARY KEY (hour, action, status, principal_type, principal, principal_id)
+) WITHOUT ROWID;
+
+CREATE TABLE rollup_values (
+	field TEXT    NOT NULL, -- source_ip or user_agent
+	value TEXT    NOT NULL,
+	n     INTEGER NOT NULL,
+	PRIMARY KEY (field, value)
+) WITHOUT ROWID;
+
+INSERT INTO rollup_hourly
+	SELECT ts / 3600000000000, action, status, principal_type, principal, principal_id, count(*)
+	FROM events GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO rollup_values SELECT 'source_ip', source_ip, count(*) FROM events GROUP BY 2;
+INSERT INTO rollup_values SELECT 'user_agent', user_agent, count(*) FROM events GROUP BY 2;
+
+CREATE TRIGGER events_rollup_insert AFTER INSERT ON events BEGIN
+	INSERT INTO rollup_hourly VALUES (new.ts / 3600000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_values VALUES ('source_ip', new.source_ip, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_values VALUES ('user_agent', new.user_agent, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER events_rollup_delete AFTER DELETE ON events BEGIN
+	UPDATE rollup_hourly SET n = n - 1 WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id;
+	DELETE FROM rollup_hourly WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id AND n <= 0;
+	UPDATE rollup_values SET n = n - 1 WHERE field = 'source_ip' AND value = old.source_ip;
+	DELETE FROM rollup_values WHERE field = 'source_ip' AND value = old.source_ip AND n <= 0;
+	UPDATE rollup_values SET n = n - 1 WHERE field = 'user_agent' AND value = old.user_agent;
+	DELETE FROM rollup_values WHERE field = 'user_agent' AND value = old.user_agent AND n <= 0;
+END;
+
+-- Events are never updated in place; should one be, its counts move with it.
+CREATE TRIGGER events_rollup_update AFTER UPDATE OF ts, action, status, principal_type, principal,
+	principal_id, source_ip, user_agent ON events BEGIN
+	UPDATE rollup_hourly SET n = n - 1 WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id;
+	DELETE FROM rollup_hourly WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id AND n <= 0;
+	UPDATE rollup_values SET n = n - 1 WHERE field = 'source_ip' AND value = old.source_ip;
+	DELETE FROM rollup_values WHERE field = 'source_ip' AND value = old.source_ip AND n <= 0;
+	UPDATE rollup_values SET n = n - 1 WHERE field = 'user_agent' AND value = old.user_agent;
+	DELETE FROM rollup_values WHERE field = 'user_agent' AND value = old.user_agent AND n <= 0;
+	INSERT INTO rollup_hourly VALUES (new.ts / 3600000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_values VALUES ('source_ip', new.source_ip, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_values VALUES ('user_agent', new.user_agent, 1) ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+`,
 }
 
 // SchemaVersion is the user_version of a file this package has fully migrated.
