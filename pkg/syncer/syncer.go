@@ -54,6 +54,7 @@ const (
 	DefaultSlice         = 24 * time.Hour
 	DefaultMinSlice      = time.Minute
 	DefaultPruneInterval = time.Hour
+	DefaultPromoteWait   = 5 * time.Second
 	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
 	MaxLookback = 180 * 24 * time.Hour
 	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
@@ -74,8 +75,12 @@ type Config struct {
 	Slice         time.Duration // largest backfill (and live catch-up) slice
 	MinSlice      time.Duration // smallest slice the adaptive sizing picks
 	PruneInterval time.Duration // between retention pruning runs
-	Clock         Clock         // real time when nil
-	Logger        Logger        // discards when nil
+	// PromoteInterval is how often a read-only syncer (another instance holds the cache's
+	// write lock, e.g. the instance this one replaces) tries to take over, when shorter than
+	// PollInterval.
+	PromoteInterval time.Duration
+	Clock           Clock  // real time when nil
+	Logger          Logger // discards when nil
 	// Registerer receives the metrics; prometheus.DefaultRegisterer (served by the SDK) when nil.
 	Registerer prometheus.Registerer
 }
@@ -107,6 +112,9 @@ func (c *Config) defaults() {
 	c.MinSlice = min(c.MinSlice, c.Slice)
 	if c.PruneInterval <= 0 {
 		c.PruneInterval = DefaultPruneInterval
+	}
+	if c.PromoteInterval <= 0 {
+		c.PromoteInterval = DefaultPromoteWait
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
@@ -208,14 +216,18 @@ func (s *Syncer) loop(ctx context.Context) {
 	defer s.wg.Done()
 	for {
 		s.cycle(ctx, false)
-		next := s.clock.Now().Add(s.cfg.PollInterval)
+		wait := s.cfg.PollInterval
+		if s.cache.ReadOnly() {
+			wait = min(wait, s.cfg.PromoteInterval)
+		}
+		next := s.clock.Now().Add(wait)
 		s.mu.Lock()
 		s.nextSyncAt = next
 		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.clock.After(s.cfg.PollInterval):
+		case <-s.clock.After(wait):
 		case <-s.wake:
 		}
 	}

@@ -490,6 +490,28 @@ func TestReadOnlyThenTakeOver(t *testing.T) {
 	}
 }
 
+func TestStartedReadOnlySyncerTakesOverSoon(t *testing.T) {
+	clock := newFakeClock(t0)
+	src := newMemSource(clock, wiz.OrderNewestFirst)
+	a, path := tempCache(t)
+	b := openCache(t, path)
+	s := New(b, src, testConfig(clock))
+	s.Start()
+	defer s.Stop()
+	<-clock.waiting
+	if st := s.Status(); !st.ReadOnly || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteWait)) {
+		t.Fatalf("read-only status %+v", st)
+	}
+	if err := a.Close(); err != nil { // the old instance is disposed
+		t.Fatal(err)
+	}
+	clock.Advance(DefaultPromoteWait)
+	<-clock.waiting
+	if st := s.Status(); st.ReadOnly || st.SyncedUpTo == nil || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteWait+time.Minute)) {
+		t.Fatalf("after take-over %+v", st)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	clock := newFakeClock(t0)
 	src := newMemSource(clock, wiz.OrderNewestFirst)
