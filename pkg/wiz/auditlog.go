@@ -196,11 +196,11 @@ func DecodeEntry(raw json.RawMessage) (auditlog.Entry, error) {
 		return auditlog.Entry{}, fmt.Errorf("%w: no id", ErrBadEntry)
 	}
 	if n.Timestamp == nil {
-		return auditlog.Entry{}, fmt.Errorf("%w: entry %s has no timestamp", ErrBadEntry, *n.ID)
+		return auditlog.Entry{}, fmt.Errorf("%w: entry %q has no timestamp", ErrBadEntry, truncate(*n.ID, 64))
 	}
 	ts, err := ParseTimestamp(*n.Timestamp)
 	if err != nil {
-		return auditlog.Entry{}, fmt.Errorf("%w: entry %s: %v", ErrBadEntry, *n.ID, err)
+		return auditlog.Entry{}, fmt.Errorf("%w: entry %q: %v", ErrBadEntry, truncate(*n.ID, 64), err)
 	}
 	e := auditlog.Entry{
 		ID:               *n.ID,

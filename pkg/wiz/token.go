@@ -3,6 +3,7 @@ package wiz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -52,6 +53,21 @@ func newTokenCache(c *Client) *tokenCache {
 	}
 	hc := *c.http // a shallow copy so that the User-Agent wrapper does not touch the caller's client
 	hc.Transport = userAgentTransport{base: c.http.Transport, ua: c.cfg.UserAgent}
+	// The client secret is in the token request's body, which Go re-sends on a 307 or 308
+	// redirect: never follow the token endpoint to another host, nor off https.
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && (req.URL.Host != via[0].URL.Host || (req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()))) {
+			return fmt.Errorf("the token endpoint redirected to %s://%s; the client secret is only sent to the configured token URL",
+				req.URL.Scheme, req.URL.Host)
+		}
+		if c.http.CheckRedirect != nil {
+			return c.http.CheckRedirect(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 	return &tokenCache{
 		c:       c,
 		cc:      cc,
