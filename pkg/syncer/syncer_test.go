@@ -428,6 +428,72 @@ func TestStopMidBackfillThenRestartConverges(t *testing.T) {
 	sameEvents(t, c2, src.truth(cfg.BackfillStart, t0.Add(-DefaultLag)))
 }
 
+func TestBackfillSlicesRunConcurrentlyWhileLiveContinues(t *testing.T) {
+	clock := newFakeClock(t0)
+	src := newMemSource(clock, wiz.OrderNewestFirst)
+	src.generate(rand.New(rand.NewSource(10)), 1000, t0.Add(-4*24*time.Hour), t0)
+	c, _ := tempCache(t)
+	cfg := testConfig(clock)
+	cfg.BackfillStart = t0.Add(-4 * 24 * time.Hour)
+	cfg.Slice = 12 * time.Hour
+	cfg.Concurrency = 3
+	liveStart := t0.Add(-DefaultOverlap)
+	var active, peak atomic.Int32
+	release := make(chan struct{})
+	allIn := make(chan struct{})
+	src.blockFn = func(ctx context.Context, call int) {
+		// Backfill calls end at or before the live start; hold them until released.
+		if w := src.windows()[call]; w.Before.After(liveStart) {
+			return
+		}
+		if n := active.Add(1); n > peak.Load() {
+			peak.Store(n)
+			if n == 3 {
+				close(allIn)
+			}
+		}
+		defer active.Add(-1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+	s := New(c, src, cfg)
+	s.Start()
+	defer s.Stop()
+	select {
+	case <-allIn:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("only %d backfill slices in flight at once, want 3", peak.Load())
+	}
+	if st := s.Status(); st.State != StateBackfilling {
+		t.Fatalf("state %q", st.State)
+	}
+	// The live tail goes on while the backfill is stuck.
+	<-clock.waiting
+	src.add(entry(t0.Add(30 * time.Second)))
+	clock.Advance(time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Status().Events == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the live window did not run during the backfill")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	deadline = time.Now().Add(20 * time.Second)
+	for st := s.Status(); st.Backfill.Done != 1 || st.State == StateBackfilling; st = s.Status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("backfill did not finish: %+v", st.Backfill)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if peak.Load() > 3 {
+		t.Fatalf("%d slices at once, more than Concurrency", peak.Load())
+	}
+	sameEvents(t, c, src.truth(cfg.BackfillStart, clock.Now().Add(-DefaultLag)))
+}
+
 func TestRetentionPruning(t *testing.T) {
 	clock := newFakeClock(t0)
 	src := newMemSource(clock, wiz.OrderNewestFirst)
