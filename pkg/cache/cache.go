@@ -229,7 +229,8 @@ func (c *Cache) Close() error {
 	if c.writeDB != nil {
 		errs = append(errs, c.writeDB.Close())
 	}
-	c.writeDB, c.readDB, c.insertStmt = nil, nil, nil
+	// readDB stays set (closed): a late query gets "database is closed", not a nil pointer.
+	c.writeDB, c.insertStmt = nil, nil
 	errs = append(errs, c.lock.Unlock())
 	return errors.Join(errs...)
 }
@@ -436,7 +437,7 @@ func (c *Cache) setAside(kind NoticeKind, reason string) error {
 // openReadOnly is Open's path when another instance holds the lock.
 func (c *Cache) openReadOnly() error {
 	c.notices = append(c.notices, Notice{Kind: NoticeReadOnly, Message: ErrReadOnly.Error(), At: c.opts.Now().UTC()})
-	if rdb, _ := c.openFileReadOnly(); rdb != nil {
+	if rdb := c.openFileReadOnly(); rdb != nil {
 		c.readDB = rdb
 		return nil
 	}
@@ -465,8 +466,8 @@ func (c *Cache) refreshReadOnly() {
 	if !placeholder {
 		return
 	}
-	rdb, err := c.openFileReadOnly()
-	if err != nil || rdb == nil {
+	rdb := c.openFileReadOnly()
+	if rdb == nil {
 		return
 	}
 	c.mu.Lock()
@@ -478,13 +479,13 @@ func (c *Cache) refreshReadOnly() {
 
 // openFileReadOnly opens the read pool on the file when it is a complete cache of this
 // tenant, and returns nil otherwise.
-func (c *Cache) openFileReadOnly() (*sql.DB, error) {
+func (c *Cache) openFileReadOnly() *sql.DB {
 	if fi, err := os.Stat(c.path); err != nil || fi.Size() == 0 {
-		return nil, nil
+		return nil
 	}
 	rdb, err := c.openReadPool()
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	var fp string
 	var v int
@@ -492,11 +493,11 @@ func (c *Cache) openFileReadOnly() (*sql.DB, error) {
 	if err == nil && v == len(migrations) {
 		err = rdb.QueryRow("SELECT fingerprint FROM sync_state").Scan(&fp)
 		if err == nil && fp == c.opts.Fingerprint {
-			return rdb, nil
+			return rdb
 		}
 	}
 	_ = rdb.Close()
-	return nil, nil
+	return nil
 }
 
 func (c *Cache) openReadPool() (*sql.DB, error) {
