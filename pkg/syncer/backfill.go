@@ -22,6 +22,16 @@ func (s *Syncer) backfillTarget(st cache.State, now time.Time) (target cache.Int
 	return cache.Interval{From: from, To: st.LiveStart}, true
 }
 
+// backfillPending reports whether part of the backfill range is still missing.
+func (s *Syncer) backfillPending() bool {
+	st, err := s.cache.State()
+	if err != nil {
+		return true // let the backfill run and report the error
+	}
+	target, ok := s.backfillTarget(st, s.clock.Now().UTC())
+	return ok && len(missing(target, st.Covered)) > 0
+}
+
 // missing returns the parts of target that covered (merged, oldest first) leaves out, newest
 // first.
 func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {

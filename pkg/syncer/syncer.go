@@ -235,7 +235,7 @@ func (s *Syncer) loop(ctx context.Context) {
 
 // RunOnce runs one full cycle in the caller's goroutine: the live window, then the backfill
 // until it is complete or fails, then pruning when due. It returns the first error. It is
-// meant for tests and tools; a started Syncer runs cycles by itself.
+// meant for tests and tools; a started Syncer runs cycles by itself (use RunNow with it).
 func (s *Syncer) RunOnce(ctx context.Context) error {
 	return s.cycle(ctx, true)
 }
@@ -266,7 +266,10 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 
 	var errs []error
 	if wait {
-		if err := s.backfill(ctx); err != nil && ctx.Err() == nil {
+		s.setBackfilling(true)
+		err := s.backfill(ctx)
+		s.setBackfilling(false)
+		if err != nil && ctx.Err() == nil {
 			errs = append(errs, s.noteError("backfill", err))
 		}
 		if s.pruneDue() {
@@ -276,9 +279,10 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		}
 		return errors.Join(errs...)
 	}
+	pending := s.backfillPending()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.backfilling && s.fatal == nil {
+	if pending && !s.backfilling && s.fatal == nil {
 		s.backfilling = true
 		s.wg.Add(1)
 		go func() {
@@ -287,9 +291,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 			if err != nil && ctx.Err() == nil {
 				_ = s.noteError("backfill", err)
 			}
-			s.mu.Lock()
-			s.backfilling = false
-			s.mu.Unlock()
+			s.setBackfilling(false)
 			s.updateGauges()
 		}()
 	}
@@ -305,6 +307,12 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		}()
 	}
 	return nil
+}
+
+func (s *Syncer) setBackfilling(b bool) {
+	s.mu.Lock()
+	s.backfilling = b
+	s.mu.Unlock()
 }
 
 // noteError records a failed live window or backfill: in the status, in the cache (so a
