@@ -14,5 +14,7 @@ module.exports = {
     ...base.transform,
     '^.+\\.mjs$': swcTransform,
   },
+  // The dropdown tests drive real Grafana components; leave room on a busy machine.
+  testTimeout: 30000,
   moduleFileExtensions: ['js', 'mjs', 'cjs', 'jsx', 'ts', 'tsx', 'json', 'node'],
 };

@@ -22,7 +22,15 @@ describe('validateSettings', () => {
       now
     );
     expect(Object.keys(errors).sort()).toEqual(
-      ['authUrl', 'backfillStart', 'dataCenter', 'pageSize', 'pollInterval', 'requestsPerSecond', 'retentionDays'].sort()
+      [
+        'authUrl',
+        'backfillStart',
+        'dataCenter',
+        'pageSize',
+        'pollInterval',
+        'requestsPerSecond',
+        'retentionDays',
+      ].sort()
     );
     expect(errors.dataCenter).toMatch(/not a Wiz data center.*us1, us17 or eu2/);
     expect(errors.pollInterval).toBe('5s is too short: at least 10s');
@@ -35,10 +43,12 @@ describe('validateSettings', () => {
 });
 
 describe('validateUrl', () => {
-  it.each(['https://api.us1.app.wiz.io/graphql', 'http://localhost:8080', 'http://127.0.0.1/graphql', 'http://[::1]:9/'])(
-    'accepts %s',
-    (url) => expect(validateUrl(url, '')).toBeUndefined()
-  );
+  it.each([
+    'https://api.us1.app.wiz.io/graphql',
+    'http://localhost:8080',
+    'http://127.0.0.1/graphql',
+    'http://[::1]:9/',
+  ])('accepts %s', (url) => expect(validateUrl(url, '')).toBeUndefined());
   it.each([
     ['http://api.example.com', /plain http/],
     ['ftp://x', /must start with https/],

@@ -16,7 +16,6 @@ export function deepFreeze<T>(value: T): T {
 
 export function instanceSettings(jsonData: WizOptions = {}): DataSourceInstanceSettings<WizOptions> {
   return {
-    id: 1,
     uid: 'wiz-test',
     type: 'seed-wizauditlogs-datasource',
     name: 'Wiz Audit Logs',

@@ -150,13 +150,13 @@ export function ConfigEditor({ options, onOptionsChange }: ConfigEditorProps) {
       </FieldSet>
 
       <FieldSet label="History">
-        <Field
-          label="Backfill start"
-          description="Sync history from this date. Wiz keeps 180 days of audit logs; leave empty to start with the first sync."
-          invalid={Boolean(backfill.error)}
-          error={backfill.error}
-        >
-          <Stack direction="row" gap={1} alignItems="center">
+        <Stack direction="row" gap={1} alignItems="flex-end">
+          <Field
+            label="Backfill start"
+            description="Sync history from this date. Wiz keeps 180 days of audit logs; leave empty to start with the first sync."
+            invalid={Boolean(backfill.error)}
+            error={backfill.error}
+          >
             <DatePickerWithInput
               id="wiz-backfill-start"
               data-testid={selectors.config.backfillStart}
@@ -167,7 +167,9 @@ export function ConfigEditor({ options, onOptionsChange }: ConfigEditorProps) {
               width={20}
               onChange={(value) => setJsonData({ backfillStart: value instanceof Date ? toDateString(value) : '' })}
             />
-            {jsonData.backfillStart && (
+          </Field>
+          {jsonData.backfillStart && (
+            <Field>
               <Button
                 variant="secondary"
                 fill="text"
@@ -177,9 +179,9 @@ export function ConfigEditor({ options, onOptionsChange }: ConfigEditorProps) {
               >
                 No backfill
               </Button>
-            )}
-          </Stack>
-        </Field>
+            </Field>
+          )}
+        </Stack>
         {backfill.warning && (
           <Alert severity="warning" title="Backfill start is older than Wiz keeps">
             {backfill.warning}

@@ -9,7 +9,9 @@ import { selectors } from './selectors';
 
 export const ANY_PRINCIPAL_TYPE = 'any';
 
-type FilterPatch = Partial<Pick<WizQuery, 'actions' | 'statuses' | 'principals' | 'principalType' | 'sourceIps' | 'search'>>;
+type FilterPatch = Partial<
+  Pick<WizQuery, 'actions' | 'statuses' | 'principals' | 'principalType' | 'sourceIps' | 'search'>
+>;
 
 interface Props {
   query: WizQuery;
@@ -127,19 +129,18 @@ export function FilterFields({ query, datasource, onChange, labelWidth = 16, sho
           tooltip="Addresses or CIDR ranges, such as 203.0.113.7 or 10.0.0.0/8; press Enter after each"
           invalid={Boolean(ipError)}
           error={ipError}
+          data-testid={selectors.query.sourceIps}
         >
-          <div data-testid={selectors.query.sourceIps}>
-            <TagsInput
-              id="wiz-query-source-ips"
-              tags={query.sourceIps ?? []}
-              placeholder="IP or CIDR, Enter to add"
-              width={40}
-              addOnBlur
-              autoColors={false}
-              invalid={Boolean(ipError)}
-              onChange={onSourceIps}
-            />
-          </div>
+          <TagsInput
+            id="wiz-query-source-ips"
+            tags={query.sourceIps ?? []}
+            placeholder="IP or CIDR, Enter to add"
+            width={40}
+            addOnBlur
+            autoColors={false}
+            invalid={Boolean(ipError)}
+            onChange={onSourceIps}
+          />
         </InlineField>
         {showSearch && (
           <InlineField

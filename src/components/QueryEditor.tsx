@@ -48,14 +48,12 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQuer
   return (
     <Stack direction="column" gap={0}>
       <InlineFieldRow>
-        <InlineField label="Query type" labelWidth={LABEL_WIDTH}>
-          <div data-testid={selectors.query.queryType}>
-            <RadioButtonGroup<QueryType>
-              options={QUERY_TYPE_OPTIONS}
-              value={queryType}
-              onChange={(value) => change(withQueryType(query, value))}
-            />
-          </div>
+        <InlineField label="Query type" labelWidth={LABEL_WIDTH} data-testid={selectors.query.queryType}>
+          <RadioButtonGroup<QueryType>
+            options={QUERY_TYPE_OPTIONS}
+            value={queryType}
+            onChange={(value) => change(withQueryType(query, value))}
+          />
         </InlineField>
       </InlineFieldRow>
       <FilterFields query={query} datasource={datasource} onChange={update} labelWidth={LABEL_WIDTH} />
@@ -64,7 +62,9 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQuer
           <InlineField
             label="Group by"
             labelWidth={LABEL_WIDTH}
-            tooltip={queryType === 'timeseries' ? 'One series per value; none for a single series' : 'The field to rank'}
+            tooltip={
+              queryType === 'timeseries' ? 'One series per value; none for a single series' : 'The field to rank'
+            }
           >
             <Combobox
               id="wiz-query-group-by"

@@ -124,7 +124,8 @@ export function SyncStatusPanel({ uid, refreshMs = SYNC_STATUS_REFRESH_MS }: Pro
               <dd data-testid={selectors.syncStatus.syncedUpTo}>{formatTime(status.syncedUpTo)}</dd>
               <dt>Oldest / newest event</dt>
               <dd>
-                {status.oldest ? dateTimeFormat(status.oldest) : '—'} / {status.newest ? dateTimeFormat(status.newest) : '—'}
+                {status.oldest ? dateTimeFormat(status.oldest) : '—'} /{' '}
+                {status.newest ? dateTimeFormat(status.newest) : '—'}
               </dd>
               <dt>Last sync</dt>
               <dd>{formatTime(status.lastSyncAt)}</dd>
@@ -149,7 +150,8 @@ export function SyncStatusPanel({ uid, refreshMs = SYNC_STATUS_REFRESH_MS }: Pro
               )}
               <dt>Cache file</dt>
               <dd data-testid={selectors.syncStatus.cacheFile}>
-                <code>{status.cacheFile ?? '—'}</code> {status.cacheBytes !== undefined && `(${formatBytes(status.cacheBytes)})`}
+                <code>{status.cacheFile ?? '—'}</code>{' '}
+                {status.cacheBytes !== undefined && `(${formatBytes(status.cacheBytes)})`}
               </dd>
             </dl>
           )}

@@ -1,0 +1,236 @@
+import React from 'react';
+import { act, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
+
+import { QueryEditor } from './QueryEditor';
+import { VariableQueryEditor } from './VariableQueryEditor';
+import { selectors } from './selectors';
+import type { DataSource } from '../datasource';
+import { WizQuery } from '../types';
+import { deepFreeze } from '../__fixtures__/testUtils';
+
+jest.mock('@grafana/runtime', () => ({
+  ...jest.requireActual('@grafana/runtime'),
+  getTemplateSrv: () => ({ getVariables: () => [{ name: 'who' }] }),
+}));
+
+// The dropdowns are virtualised: give elements a size so that options render in jsdom.
+beforeAll(() => {
+  jest.spyOn(Element.prototype, 'getBoundingClientRect').mockReturnValue({
+    width: 400,
+    height: 400,
+    top: 0,
+    left: 0,
+    bottom: 400,
+    right: 400,
+    x: 0,
+    y: 0,
+    toJSON: () => ({}),
+  });
+  for (const prop of ['offsetHeight', 'offsetWidth', 'clientHeight', 'clientWidth'] as const) {
+    Object.defineProperty(HTMLElement.prototype, prop, { configurable: true, get: () => 400 });
+  }
+});
+
+const getFieldValues = jest.fn(async (field: string, prefix: string) =>
+  (field === 'action' ? ['Login', 'Logout', 'CreateUser'] : ['alice', 'MetronLabs']).filter((v) => v.startsWith(prefix))
+);
+const datasource = { getFieldValues } as unknown as DataSource;
+
+function setup(query: WizQuery, editor: 'query' | 'variable' = 'query') {
+  const onChange = jest.fn();
+  const onRunQuery = jest.fn();
+  const props = deepFreeze({ query, onChange, onRunQuery, datasource });
+  const Editor = editor === 'query' ? QueryEditor : VariableQueryEditor;
+  render(<Editor {...(props as React.ComponentProps<typeof QueryEditor>)} />);
+  return { onChange, onRunQuery };
+}
+
+function comboboxInput(testId: string): HTMLElement {
+  const el = screen.getByTestId(testId);
+  return el.tagName === 'INPUT' ? el : within(el).getByRole('combobox');
+}
+
+/** Opens a dropdown, optionally types, and clicks the option labelled `label`. */
+async function pick(testId: string, label: string, typed?: string) {
+  const input = comboboxInput(testId);
+  fireEvent.click(input);
+  if (typed !== undefined) {
+    fireEvent.change(input, { target: { value: typed } });
+  }
+  const options = await screen.findAllByRole('option');
+  const option = await waitFor(() => {
+    const found = screen
+      .getAllByRole('option')
+      .find((o) => o.textContent === label || o.id === `combobox-option-${label}`);
+    if (!found) {
+      throw new Error(`no option ${label} among ${options.map((o) => o.textContent).join(', ')}`);
+    }
+    return found;
+  });
+  fireEvent.click(option);
+}
+
+/** Types a value that is not among the options and picks the "custom value" entry. */
+async function typeCustom(testId: string, value: string) {
+  const input = comboboxInput(testId);
+  fireEvent.click(input);
+  fireEvent.change(input, { target: { value } });
+  const option = await waitFor(() => {
+    const found = screen.getAllByRole('option').find((o) => /custom value/i.test(o.textContent ?? ''));
+    if (!found) {
+      throw new Error('no custom value option');
+    }
+    return found;
+  });
+  fireEvent.click(option);
+}
+
+describe('QueryEditor', () => {
+  beforeEach(() => getFieldValues.mockClear());
+
+  it.each([
+    ['Logs', { refId: 'A', queryType: 'logs' }],
+    ['Table', { refId: 'A', queryType: 'table' }],
+    ['Time series', { refId: 'A', queryType: 'timeseries' }],
+    ['Top', { refId: 'A', queryType: 'top', groupBy: 'action' }],
+    ['Values', { refId: 'A', queryType: 'values', field: 'action' }],
+  ])('switches to %s with its defaults', (label, expected) => {
+    const { onChange } = setup({ refId: 'A', queryType: label === 'Logs' ? 'table' : 'logs', limit: 20 });
+    fireEvent.click(within(screen.getByTestId(selectors.query.queryType)).getByLabelText(label));
+    expect(onChange).toHaveBeenLastCalledWith(expected);
+  });
+
+  it('keeps filters and the group-by when switching between counting types', () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'timeseries', groupBy: 'status', actions: ['Login'] });
+    fireEvent.click(screen.getByLabelText('Top'));
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'top', groupBy: 'status', actions: ['Login'] });
+  });
+
+  it('picks statuses', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'logs' });
+    await pick(selectors.query.statuses, 'FAILED');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'logs', statuses: ['FAILED'] });
+  });
+
+  it('offers actions from the values endpoint as the user types', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'logs', actions: ['CreateUser'] });
+    await pick(selectors.query.actions, 'Logout', 'Logo');
+    expect(getFieldValues).toHaveBeenCalledWith('action', 'Logo', 100);
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'logs', actions: ['CreateUser', 'Logout'] });
+  });
+
+  it('accepts custom principals and template variables', async () => {
+    const { onChange } = setup({ refId: 'A' });
+    await typeCustom(selectors.query.principals, 'bob@example.com');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', principals: ['bob@example.com'] });
+    await pick(selectors.query.principals, '$who', '$');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', principals: ['$who'] });
+  });
+
+  it('sets and clears the principal type', async () => {
+    const { onChange } = setup({ refId: 'A', principalType: 'user' });
+    await pick(selectors.query.principalType, 'Service account');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', principalType: 'serviceAccount' });
+    await pick(selectors.query.principalType, 'Any');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A' });
+  });
+
+  it('takes source IPs and CIDR ranges, refusing anything else', () => {
+    const { onChange } = setup({ refId: 'A', sourceIps: ['203.0.113.7'] });
+    const input = within(screen.getByTestId(selectors.query.sourceIps)).getByRole('textbox');
+    fireEvent.change(input, { target: { value: '10.0.0.0/8' } });
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', sourceIps: ['203.0.113.7', '10.0.0.0/8'] });
+
+    fireEvent.change(input, { target: { value: 'not-an-ip' } });
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', sourceIps: ['203.0.113.7'] });
+    expect(screen.getByText(/"not-an-ip" is not an IP address or CIDR range/)).toBeInTheDocument();
+
+    fireEvent.change(input, { target: { value: '$ips' } });
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', sourceIps: ['203.0.113.7', '$ips'] });
+  });
+
+  it('edits the search text', () => {
+    const { onChange } = setup({ refId: 'A', search: 'old' });
+    fireEvent.change(screen.getByTestId(selectors.query.search), { target: { value: 'token rotated' } });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', search: 'token rotated' });
+    fireEvent.change(screen.getByTestId(selectors.query.search), { target: { value: '' } });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A' });
+  });
+
+  it('groups a time series by a field, or not at all', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'timeseries' });
+    expect(screen.queryByTestId(selectors.query.limit)).not.toBeInTheDocument();
+    await pick(selectors.query.groupBy, 'Status');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'timeseries', groupBy: 'status' });
+  });
+
+  it('drops the group-by for a single series', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'timeseries', groupBy: 'status' });
+    await pick(selectors.query.groupBy, 'None (one series)');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'timeseries' });
+  });
+
+  it('chooses the field of a values query', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'values', field: 'action' });
+    expect(screen.queryByTestId(selectors.query.groupBy)).not.toBeInTheDocument();
+    await pick(selectors.query.field, 'User agent');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'values', field: 'userAgent' });
+  });
+
+  it('sets the limit and flags one out of range', () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'top', groupBy: 'action', limit: 5 });
+    const limit = screen.getByTestId(selectors.query.limit);
+    expect(limit).toHaveAttribute('placeholder', '10');
+    fireEvent.change(limit, { target: { value: '25' } });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'top', groupBy: 'action', limit: 25 });
+    fireEvent.change(limit, { target: { value: '' } });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'top', groupBy: 'action' });
+  });
+
+  it('shows an error for a limit above the maximum', () => {
+    setup({ refId: 'A', queryType: 'logs', limit: 20000 });
+    expect(screen.getByText('Limit must be a whole number from 1 to 10000')).toBeInTheDocument();
+  });
+
+  it('runs the query once edits pause', () => {
+    jest.useFakeTimers();
+    try {
+      const { onRunQuery } = setup({ refId: 'A', queryType: 'logs' });
+      const search = screen.getByTestId(selectors.query.search);
+      fireEvent.change(search, { target: { value: 't' } });
+      fireEvent.change(search, { target: { value: 'to' } });
+      expect(onRunQuery).not.toHaveBeenCalled();
+      act(() => {
+        jest.advanceTimersByTime(500);
+      });
+      expect(onRunQuery).toHaveBeenCalledTimes(1);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('VariableQueryEditor', () => {
+  it('builds a values query: all service accounts', async () => {
+    const { onChange } = setup({ refId: 'A' }, 'variable');
+    await pick(selectors.query.field, 'Principal');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'values', field: 'principal' });
+  });
+
+  it('narrows the values with filters', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'values', field: 'principal' }, 'variable');
+    await pick(selectors.query.principalType, 'Service account');
+    await waitFor(() =>
+      expect(onChange).toHaveBeenLastCalledWith({
+        refId: 'A',
+        queryType: 'values',
+        field: 'principal',
+        principalType: 'serviceAccount',
+      })
+    );
+    expect(screen.queryByTestId(selectors.query.search)).not.toBeInTheDocument();
+  });
+});
