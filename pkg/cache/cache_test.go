@@ -568,3 +568,13 @@ func TestClosedCache(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	a := Fingerprint("us17", "https://api.us17.app.wiz.io/graphql", "client")
+	if a != Fingerprint("us17", "https://api.us17.app.wiz.io/graphql", "client") || len(a) != 64 {
+		t.Fatal("not stable")
+	}
+	if a == Fingerprint("us17", "https://api.us17.app.wiz.io/graphql", "other") || Fingerprint("ab", "c") == Fingerprint("a", "bc") {
+		t.Fatal("collides")
+	}
+}

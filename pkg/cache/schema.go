@@ -130,6 +130,76 @@ CREATE TRIGGER events_rollup_update AFTER UPDATE OF ts, action, status, principa
 	INSERT INTO rollup_values VALUES ('user_agent', new.user_agent, 1) ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 `,
+	// 4: two coarser rollups, because rollup_hourly holds about one row per ten events on a
+	// busy tenant: per hour without the principal (time series by action or status over long
+	// ranges) and per UTC day with it (top principals over weeks). Filled from rollup_hourly.
+	`
+CREATE TABLE rollup_hourly_kind (
+	hour           INTEGER NOT NULL,
+	action         TEXT    NOT NULL,
+	status         TEXT    NOT NULL,
+	principal_type TEXT    NOT NULL,
+	n              INTEGER NOT NULL,
+	PRIMARY KEY (hour, action, status, principal_type)
+) WITHOUT ROWID;
+
+CREATE TABLE rollup_daily (
+	day            INTEGER NOT NULL, -- ts / 24 h: the UTC day since the epoch
+	action         TEXT    NOT NULL,
+	status         TEXT    NOT NULL,
+	principal_type TEXT    NOT NULL,
+	principal      TEXT    NOT NULL,
+	principal_id   TEXT    NOT NULL,
+	n              INTEGER NOT NULL,
+	PRIMARY KEY (day, action, status, principal_type, principal, principal_id)
+) WITHOUT ROWID;
+
+INSERT INTO rollup_hourly_kind
+	SELECT hour, action, status, principal_type, sum(n) FROM rollup_hourly GROUP BY 1, 2, 3, 4;
+INSERT INTO rollup_daily
+	SELECT hour / 24, action, status, principal_type, principal, principal_id, sum(n)
+	FROM rollup_hourly GROUP BY 1, 2, 3, 4, 5, 6;
+
+CREATE TRIGGER events_rollup2_insert AFTER INSERT ON events BEGIN
+	INSERT INTO rollup_hourly_kind VALUES (new.ts / 3600000000000, new.action, new.status, new.principal_type, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_daily VALUES (new.ts / 86400000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER events_rollup2_delete AFTER DELETE ON events BEGIN
+	UPDATE rollup_hourly_kind SET n = n - 1 WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type;
+	DELETE FROM rollup_hourly_kind WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND n <= 0;
+	UPDATE rollup_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id;
+	DELETE FROM rollup_daily WHERE day = old.ts / 86400000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id AND n <= 0;
+END;
+
+CREATE TRIGGER events_rollup2_update AFTER UPDATE OF ts, action, status, principal_type, principal,
+	principal_id ON events BEGIN
+	UPDATE rollup_hourly_kind SET n = n - 1 WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type;
+	DELETE FROM rollup_hourly_kind WHERE hour = old.ts / 3600000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND n <= 0;
+	UPDATE rollup_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id;
+	DELETE FROM rollup_daily WHERE day = old.ts / 86400000000000 AND action = old.action
+		AND status = old.status AND principal_type = old.principal_type AND principal = old.principal
+		AND principal_id = old.principal_id AND n <= 0;
+	INSERT INTO rollup_hourly_kind VALUES (new.ts / 3600000000000, new.action, new.status, new.principal_type, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+	INSERT INTO rollup_daily VALUES (new.ts / 86400000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, 1)
+		ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+`,
 }
 
 // SchemaVersion is the user_version of a file this package has fully migrated.
