@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
@@ -195,13 +196,15 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		}
 		return rawCount(r.From, r.To, ips)
 	}
-	var w where
-	w.add("hour >= ? AND hour < ?", plan.fromHour, plan.toHour)
-	w.filters(q, nil, filterOpts{})
-	be, bargs := bucketExpr("hour * " + hourNS)
-	stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM rollup_hourly WHERE ` + w.sql() + ` GROUP BY 1, 2`
-	if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
-		return err
+	for _, seg := range plan.segments {
+		var w where
+		w.add(seg.unitExpr+" >= ? AND "+seg.unitExpr+" < ?", seg.from, seg.to)
+		w.filters(q, nil, filterOpts{})
+		be, bargs := bucketExpr(seg.unitExpr + " * " + strconv.FormatInt(seg.unit, 10))
+		stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM ` + seg.table + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
+		if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
+			return err
+		}
 	}
 	for _, edge := range plan.edges {
 		if err := rawCount(edge[0], edge[1], nil); err != nil {

@@ -170,7 +170,7 @@ func TestTimeSeriesMatchesModel(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
 	for name, e := range engines(f) {
-		for _, iv := range []time.Duration{time.Hour, 3 * time.Hour, 7 * time.Minute} {
+		for _, iv := range []time.Duration{time.Hour, 3 * time.Hour, 24 * time.Hour, 7 * time.Minute} {
 			for _, gb := range append([]string{""}, fieldNames...) {
 				for _, fc := range filterCases {
 					if strings.Contains(fc, "not-an-ip/0") {
@@ -331,6 +331,48 @@ func TestValuesMatchModel(t *testing.T) {
 		}
 		if _, err := e.Values(context.Background(), "nope", "", 2, Query{}); !errors.Is(err, ErrInvalidQuery) {
 			t.Errorf("%s: Values(nope) error = %v", name, err)
+		}
+	}
+}
+
+// The rollup tiers are what the counting checks above exercise: make sure they are chosen.
+func TestRollupPlan(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	e := NewEngine(f.cache.ReadDB())
+	db := f.cache.ReadDB()
+	tables := func(js string, iv time.Duration) string {
+		q := mustParse(t, js)
+		p, err := e.rollupPlan(context.Background(), db, &q, Request{From: rangeFrom, To: rangeTo}, iv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == nil {
+			return "events"
+		}
+		var names []string
+		for _, s := range p.segments {
+			names = append(names, s.table)
+		}
+		return fmt.Sprintf("%s+%d edges", strings.Join(names, ","), len(p.edges))
+	}
+	cases := []struct {
+		js   string
+		iv   time.Duration
+		want string
+	}{
+		{`{"queryType":"timeseries","groupBy":"action"}`, time.Hour, "rollup_hourly_kind+2 edges"},
+		{`{"queryType":"timeseries","groupBy":"principal"}`, time.Hour, "rollup_hourly+2 edges"},
+		{`{"queryType":"timeseries","groupBy":"principal"}`, 24 * time.Hour, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
+		{`{"queryType":"top","groupBy":"principal"}`, 0, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
+		{`{"queryType":"top","groupBy":"status","principals":["x"]}`, 0, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
+		{`{"queryType":"top","groupBy":"sourceIp"}`, 0, "events"},
+		{`{"queryType":"top","groupBy":"action","search":"x"}`, 0, "events"},
+		{`{"queryType":"timeseries"}`, 7 * time.Minute, "events"},
+	}
+	for _, c := range cases {
+		if got := tables(c.js, c.iv); got != c.want {
+			t.Errorf("%s / %s: %s, want %s", c.js, c.iv, got, c.want)
 		}
 	}
 }

@@ -15,12 +15,10 @@ import (
 // grouping needs what it lacks (search, source IPs, user agents); the partial hours at the two
 // ends, and every other query, read the events table.
 
-const hourNS = "3600000000000"
-
 // rollupSchema says which rollup tables a database has (a file migrated by an older build
 // may have none); it is read once per pool.
 type rollupSchema struct {
-	hourly, values bool
+	hourly, values, kind, daily bool
 }
 
 func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
@@ -30,7 +28,7 @@ func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
 	if s, ok := e.schemas.Load(db); ok {
 		return s.(rollupSchema), nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values')`)
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily')`)
 	if err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
@@ -46,6 +44,10 @@ func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
 			s.hourly = true
 		case "rollup_values":
 			s.values = true
+		case "rollup_hourly_kind":
+			s.kind = true
+		case "rollup_daily":
+			s.daily = true
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -63,14 +65,28 @@ func rollupable(q *Query, field string) bool {
 	return q.Search == "" && len(q.SourceIPs) == 0 && rollupDims[field]
 }
 
-// plan is how a counting query splits its range: whole hours [fromHour, toHour) from the
-// rollup, the partial hours at the ends (edges, inclusive ranges) from the events.
-type plan struct {
-	fromHour, toHour int64
-	edges            [][2]time.Time
+// segment is a run of whole units [from, to) of a rollup table (unit: an hour or a day).
+type segment struct {
+	table    string
+	unitExpr string // the unit column
+	unit     int64  // its width in ns
+	from, to int64
 }
 
-// rollupPlan returns nil when the query must read the events table alone.
+// plan is how a counting query splits its range: segments answered from rollup tables, and
+// the partial hours at the ends (edges, inclusive ranges) from the events.
+type plan struct {
+	segments []segment
+	edges    [][2]time.Time
+}
+
+// kindDims are the fields rollup_hourly_kind can group and filter on.
+var kindDims = map[string]bool{"": true, FieldAction: true, FieldStatus: true, FieldPrincipalType: true}
+
+// rollupPlan returns nil when the query must read the events table alone. Otherwise: whole
+// days from rollup_daily (when the buckets are whole days and the query needs the principal),
+// the remaining whole hours from rollup_hourly_kind (when it does not need the principal) or
+// rollup_hourly, the partial hours at the ends from the events.
 func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request, iv time.Duration) (*plan, error) {
 	if !rollupable(q, q.GroupBy) || (iv != 0 && iv%time.Hour != 0) {
 		return nil, nil
@@ -79,7 +95,7 @@ func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request
 	if err != nil || !s.hourly {
 		return nil, err
 	}
-	const h = int64(time.Hour)
+	const h, d = int64(time.Hour), int64(24 * time.Hour)
 	from, to := r.From.UnixNano(), r.To.UnixNano()
 	if from < 0 {
 		return nil, nil
@@ -89,13 +105,33 @@ func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request
 	if toHour-fromHour < 2 {
 		return nil, nil // nothing worth it
 	}
-	p := &plan{fromHour: fromHour, toHour: toHour}
+	p := &plan{}
 	if from < fromHour*h {
 		p.edges = append(p.edges, [2]time.Time{r.From, time.Unix(0, fromHour*h-1)})
 	}
 	if toHour*h <= to {
 		p.edges = append(p.edges, [2]time.Time{time.Unix(0, toHour*h), r.To})
 	}
+	narrow := s.kind && len(q.Principals) == 0 && kindDims[q.GroupBy]
+	hourly := func(a, b int64) {
+		if a >= b {
+			return
+		}
+		t := "rollup_hourly"
+		if narrow {
+			t = "rollup_hourly_kind"
+		}
+		p.segments = append(p.segments, segment{table: t, unitExpr: "hour", unit: h, from: a, to: b})
+	}
+	fromDay := (fromHour*h + d - 1) / d
+	toDay := toHour * h / d
+	if narrow || !s.daily || (iv != 0 && iv%(24*time.Hour) != 0) || toDay-fromDay < 1 {
+		hourly(fromHour, toHour)
+		return p, nil
+	}
+	hourly(fromHour, fromDay*24)
+	p.segments = append(p.segments, segment{table: "rollup_daily", unitExpr: "day", unit: d, from: fromDay, to: toDay})
+	hourly(toDay*24, toHour)
 	return p, nil
 }
 
@@ -120,7 +156,14 @@ func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, l
 		w.add("field = ?", col)
 		col = "value"
 	case s.hourly && rollupable(&fq, field):
+		// The smallest rollup that has the field and the filters.
 		table = "rollup_hourly"
+		if s.kind && kindDims[field] && (len(fq.Principals) == 0 || field == FieldPrincipal) {
+			table = "rollup_hourly_kind"
+			fq.Principals = nil
+		} else if s.daily {
+			table = "rollup_daily"
+		}
 		w.filters(&fq, nil, opts)
 	default:
 		ips, err := e.resolveIPs(ctx, db, &fq)
