@@ -98,7 +98,8 @@ func (w *where) filters(q *Query, ips []string, o filterOpts) {
 func (w *where) search(s string) {
 	needle := asciiLower(s)
 	if rawSafe(needle) {
-		w.add("instr(lower(raw), ?)", needle)
+		// LIKE folds ASCII case itself: no lowered copy of every node.
+		w.add(`raw LIKE ? ESCAPE '\'`, "%"+likeEscape(needle)+"%")
 	}
 	w.add(`(instr(lower(id), ?) OR instr(lower(request_id), ?) OR instr(lower(action), ?)
 		OR instr(lower(principal), ?) OR instr(lower(user_agent), ?)
@@ -166,4 +167,10 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// likeEscape makes s a literal inside a LIKE pattern with ESCAPE '\\'.
+func likeEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
 }
