@@ -1,31 +1,25 @@
-import { test, expect } from '@grafana/plugin-e2e';
-import { MyDataSourceOptions, MySecureJsonData } from '../src/types';
+import { expect, test } from '@grafana/plugin-e2e';
 
-test('smoke: should render config editor', async ({ createDataSourceConfigPage, readProvisionedDataSource, page }) => {
-  const ds = await readProvisionedDataSource({ fileName: 'datasources.yml' });
-  await createDataSourceConfigPage({ type: ds.type });
-  await expect(page.getByLabel('Path')).toBeVisible();
-});
-test('"Save & test" should be successful when configuration is valid', async ({
-  createDataSourceConfigPage,
-  readProvisionedDataSource,
-  page,
-}) => {
-  const ds = await readProvisionedDataSource<MyDataSourceOptions, MySecureJsonData>({ fileName: 'datasources.yml' });
-  const configPage = await createDataSourceConfigPage({ type: ds.type });
-  await page.getByRole('textbox', { name: 'Path' }).fill(ds.jsonData.path ?? '');
-  await page.getByRole('textbox', { name: 'API Key' }).fill(ds.secureJsonData?.apiKey ?? '');
+import { selectors } from '../src/components/selectors';
+import { DEMO_UID, skipWithoutGrafana } from './helpers';
+
+skipWithoutGrafana();
+
+test('"Save & test" on the demo data source reports the cache', async ({ gotoDataSourceConfigPage }) => {
+  const configPage = await gotoDataSourceConfigPage(DEMO_UID);
   await expect(configPage.saveAndTest()).toBeOK();
+  await expect(configPage).toHaveAlert('success', { hasText: /^OK: / });
 });
 
-test('"Save & test" should fail when configuration is invalid', async ({
-  createDataSourceConfigPage,
-  readProvisionedDataSource,
-  page,
-}) => {
-  const ds = await readProvisionedDataSource<MyDataSourceOptions, MySecureJsonData>({ fileName: 'datasources.yml' });
-  const configPage = await createDataSourceConfigPage({ type: ds.type });
-  await page.getByRole('textbox', { name: 'Path' }).fill(ds.jsonData.path ?? '');
-  await expect(configPage.saveAndTest()).not.toBeOK();
-  await expect(configPage).toHaveAlert('error', { hasText: 'API key is missing' });
+test('the config page shows the live sync status', async ({ gotoDataSourceConfigPage, page }) => {
+  await gotoDataSourceConfigPage(DEMO_UID);
+  await expect(page.getByTestId(selectors.config.dataCenter)).toBeVisible();
+  await expect(page.getByTestId(selectors.syncStatus.state)).toHaveText(/Idle|Syncing|Backfilling|Error/);
+  await expect(page.getByTestId(selectors.syncStatus.events)).toHaveText(/^\d[\d,]*$/);
+  await expect(page.getByTestId(selectors.syncStatus.cacheFile)).toContainText(DEMO_UID);
+
+  const run = page.waitForResponse((r) => r.url().endsWith(`/uid/${DEMO_UID}/resources/sync/run`));
+  await page.getByTestId(selectors.syncStatus.syncNow).click();
+  expect((await run).status()).toBe(202);
+  await expect(page.getByText('Sync started')).toBeVisible();
 });
