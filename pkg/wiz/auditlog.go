@@ -104,7 +104,9 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 				return res, err
 			}
 		}
-		if !more {
+		// The API stops answering after ResultCap entries anyway; stopping here too also bounds
+		// a server that keeps sending fresh cursors. The caller splits a truncated window.
+		if !more || res.Entries >= ResultCap {
 			break
 		}
 		if next == cursor {

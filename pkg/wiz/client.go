@@ -134,7 +134,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:     cfg,
 		apiURL:  apiURL,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), 1),
-		http:    hc,
+		http:    withSafeRedirects(hc),
 	}
 	c.randFunc = cfg.Rand
 	if c.randFunc == nil {
@@ -278,4 +278,25 @@ func (c *Client) ctxError(ctx context.Context, last error) *Error {
 		msg += " (last error: " + c.red.causeText(last) + ")"
 	}
 	return &Error{Kind: KindTransient, Message: msg, Err: cause}
+}
+
+// withSafeRedirects copies hc so that a redirect never leaves https for plain http to a remote
+// host: the audit data must not come back in clear text. (Go already drops the Authorization
+// header on a redirect to another host.)
+func withSafeRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()) {
+			return fmt.Errorf("the Wiz API redirected to %s://%s: only https is followed", req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
 }

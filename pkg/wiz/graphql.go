@@ -3,6 +3,8 @@ package wiz
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,6 +138,11 @@ func (c *Client) attempt(ctx context.Context, body []byte, handle func(json.RawM
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return &attemptError{Error: c.red.errorf(KindTransient, 0, err,
 				"the Wiz API did not answer within %s", c.cfg.RequestTimeout)}
+		}
+		if isCertificateError(err) {
+			// A certificate does not fix itself on retry: say what to fix instead.
+			return &attemptError{Error: c.red.errorf(KindPermanent, 0, err,
+				"the Wiz API's TLS certificate was refused (check the API URL and any TLS-intercepting proxy): %s", c.red.causeText(err))}
 		}
 		return &attemptError{Error: c.red.errorf(KindTransient, 0, err,
 			"could not reach the Wiz API: %s", c.red.causeText(err))}
@@ -337,4 +344,14 @@ func scopeComplaint(msg string) bool {
 		}
 	}
 	return false
+}
+
+func isCertificateError(err error) bool {
+	var (
+		unknown   x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verifyErr)
 }

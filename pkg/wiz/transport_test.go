@@ -172,6 +172,9 @@ func TestSelfSignedCertificateRefused(t *testing.T) {
 				if ctx.Err() != nil {
 					t.Fatalf("ran into the test deadline: %v", err)
 				}
+				if tc.what == "GraphQL endpoint" && KindOf(err) != KindPermanent {
+					t.Errorf("a refused certificate is %s, want permanent: retrying cannot fix it", KindOf(err))
+				}
 				msg := err.Error()
 				if !strings.Contains(msg, "certificate") {
 					t.Errorf("the message does not say the certificate is the problem: %q", msg)
