@@ -7,7 +7,6 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend/datasource"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
-	_ "github.com/mattn/go-sqlite3" // TEMP until the cache is wired in
 
 	"github.com/seed/wizauditlogs/pkg/plugin"
 )

@@ -3,29 +3,95 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+
+	"github.com/seed/wizauditlogs/pkg/wiz"
 )
+
+// healthTimeout keeps "Save & test" answering within a few seconds even when Wiz is slow.
+const healthTimeout = 8 * time.Second
 
 // CheckHealth answers "Save & test": settings first, then authentication and scope, then how
 // far the sync has come.
-func (d *Datasource) CheckHealth(_ context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
-	if d.settingsErr != nil {
-		return healthError(settingsMessage(d.settingsErr)), nil
+func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
+	if d.setupErr != nil {
+		return healthError(d.setupErr.Error()), nil
 	}
-	msg := "OK: settings are valid"
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	if err := d.client.CheckAccess(ctx); err != nil {
+		return healthError(accessMessage(err)), nil
+	}
+	st := d.syncer.Status()
+	parts := []string{fmt.Sprintf("%s events cached", thousands(st.Events))}
+	if st.SyncedUpTo != nil {
+		parts = append(parts, "synced up to "+st.SyncedUpTo.UTC().Format(time.RFC3339))
+	} else {
+		parts = append(parts, "first sync in progress")
+	}
+	if st.Backfill != nil {
+		parts = append(parts, fmt.Sprintf("backfill %d%%", int(st.Backfill.Done*100)))
+	}
+	msg := "OK: " + strings.Join(parts, ", ")
+	var warnings []string
+	if d.settings.BackfillClamped {
+		warnings = append(warnings, "backfillStart is older than the 180 days Wiz keeps: the backfill starts at "+d.settings.BackfillStart.Format(time.DateOnly))
+	}
+	if st.LastError != nil {
+		warnings = append(warnings, "the last sync failed: "+*st.LastError)
+	}
+	for _, n := range d.cache.Notices() {
+		warnings = append(warnings, n.Message)
+	}
 	if w := d.location.Warning(); w != "" {
-		msg += "; warning: " + w
+		warnings = append(warnings, w)
+	}
+	if len(warnings) > 0 {
+		msg += ". Warning: " + strings.Join(warnings, "; ")
 	}
 	return &backend.CheckHealthResult{Status: backend.HealthStatusOk, Message: msg}, nil
 }
 
-func settingsMessage(err error) string {
-	return "invalid settings: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+// accessMessage words a failed access check in the contract's terms.
+func accessMessage(err error) string {
+	msg := err.Error()
+	switch wiz.KindOf(err) {
+	case wiz.KindAuthentication:
+		if !strings.HasPrefix(msg, "authentication failed") {
+			msg = "authentication failed: " + msg
+		}
+	case wiz.KindAuthorization:
+		if !strings.Contains(msg, "admin:audit") {
+			msg = "the service account lacks the admin:audit scope: " + msg
+		}
+	default:
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "Wiz did not answer within " + healthTimeout.String() + ": " + msg
+		}
+	}
+	return msg
 }
 
 func healthError(msg string) *backend.CheckHealthResult {
 	details, _ := json.Marshal(map[string]string{"verboseMessage": msg})
 	return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: msg, JSONDetails: details}
+}
+
+func joinLines(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// thousands writes 123456 as 123,456.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -4,42 +4,139 @@ package plugin
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/httpclient"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 
+	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/query"
 	"github.com/seed/wizauditlogs/pkg/settings"
+	"github.com/seed/wizauditlogs/pkg/syncer"
+	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
 // ID is the plugin id Grafana knows it by.
 const ID = "seed-wizauditlogs-datasource"
 
+// Version is set at build time by the SDK's build (main.version is not visible here), and
+// only feeds the User-Agent.
+var Version = "1.0.0"
+
 var (
 	_ backend.CheckHealthHandler    = (*Datasource)(nil)
+	_ backend.QueryDataHandler      = (*Datasource)(nil)
+	_ backend.CallResourceHandler   = (*Datasource)(nil)
 	_ instancemgmt.InstanceDisposer = (*Datasource)(nil)
 )
 
-// Datasource is one data source instance. A settings error does not fail the factory (Grafana
-// would then show a bare error for every call): the instance keeps it and every call reports it.
+// Datasource is one data source instance: its settings, Wiz client, cache, syncer and query
+// engine. A settings or cache error does not fail the factory (Grafana would then answer every
+// call with a bare error): the instance keeps it and every call reports it.
 type Datasource struct {
-	settings    settings.Settings
-	settingsErr error
-	location    settings.CacheLocation
-	logger      log.Logger
+	settings  settings.Settings
+	setupErr  error // settings or cache problem; nothing below is set when it is
+	location  settings.CacheLocation
+	client    *wiz.Client
+	cache     *cache.Cache
+	syncer    *syncer.Syncer
+	engine    *query.Engine
+	resources backend.CallResourceHandler
+	logger    log.Logger
 }
 
 // NewDatasource is the instance factory Grafana's instance manager calls.
-func NewDatasource(_ context.Context, dsi backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
+func NewDatasource(ctx context.Context, dsi backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
 	d := &Datasource{
 		location: settings.ResolveCacheLocation(os.Getenv),
 		logger:   log.DefaultLogger.With("datasource", dsi.UID),
 	}
-	d.settings, d.settingsErr = settings.Load(dsi.JSONData, dsi.DecryptedSecureJSONData, time.Now())
+	d.resources = newResources(d)
+	var err error
+	d.settings, err = settings.Load(dsi.JSONData, dsi.DecryptedSecureJSONData, time.Now())
+	if err != nil {
+		d.setupErr = &settingsError{err}
+		return d, nil
+	}
+	if err := d.start(ctx, dsi); err != nil {
+		d.logger.Error("data source not started", "error", err.Error())
+		d.setupErr = err
+		d.Dispose()
+	}
 	return d, nil
 }
 
-// Dispose releases what the factory built; Grafana calls it when the settings change.
-func (d *Datasource) Dispose() {}
+// settingsError marks problems of the user's settings, reported as such.
+type settingsError struct{ err error }
+
+func (e *settingsError) Error() string { return "invalid settings: " + joinLines(e.err.Error()) }
+func (e *settingsError) Unwrap() error { return e.err }
+
+func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSettings) error {
+	hc, err := newHTTPClient(ctx, dsi)
+	if err != nil {
+		return err
+	}
+	d.client, err = wiz.New(wiz.Config{
+		APIURL:            d.settings.APIURL,
+		AuthURL:           d.settings.AuthURL,
+		ClientID:          d.settings.ClientID,
+		ClientSecret:      d.settings.ClientSecret,
+		RequestsPerSecond: d.settings.RequestsPerSecond,
+		UserAgent:         ID + "/" + Version,
+		HTTPClient:        hc,
+	})
+	if err != nil {
+		return &settingsError{err}
+	}
+	file := d.location.CacheFile(backend.PluginConfigFromContext(ctx).OrgID, dsi.UID)
+	d.cache, err = cache.Open(file, cache.Options{Fingerprint: d.settings.Fingerprint()})
+	if err != nil {
+		return fmt.Errorf("the cache file %s could not be opened: %w", file, err)
+	}
+	d.engine = query.NewEngineFunc(d.cache.ReadDB) // follows the pool when a read-only cache takes over writing
+	d.syncer = syncer.New(d.cache, d.client, syncer.Config{
+		DatasourceUID: dsi.UID,
+		PollInterval:  d.settings.PollInterval,
+		PageSize:      d.settings.PageSize,
+		BackfillStart: d.settings.BackfillStart,
+		RetentionDays: d.settings.RetentionDays,
+		Logger:        d.logger,
+	})
+	d.syncer.Start()
+	return nil
+}
+
+// newHTTPClient builds the transport from Grafana's settings (proxy, tracing), with TLS
+// verification always on and no basic auth: the Wiz client sets its own bearer token.
+func newHTTPClient(ctx context.Context, dsi backend.DataSourceInstanceSettings) (*http.Client, error) {
+	opts, err := dsi.HTTPClientOptions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP client options: %w", err)
+	}
+	opts.BasicAuth = nil
+	if opts.TLS != nil {
+		opts.TLS.InsecureSkipVerify = false
+	}
+	opts.Timeouts = nil // the Wiz client bounds each attempt itself
+	return httpclient.New(opts)
+}
+
+// Dispose stops the syncer (an in-flight page is committed whole or not at all) and closes
+// the cache. Grafana calls it when the settings change or the instance is evicted.
+func (d *Datasource) Dispose() {
+	if d.syncer != nil {
+		d.syncer.Stop()
+	}
+	if d.cache != nil {
+		if err := d.cache.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
+			d.logger.Warn("closing the cache", "error", err.Error())
+		}
+	}
+}

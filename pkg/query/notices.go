@@ -48,7 +48,7 @@ func Notices(q *Query, r Request, f Freshness, now time.Time) []data.Notice {
 	}
 	if ranged && !f.BackfillFrom.IsZero() && r.From.Before(f.BackfillFrom) {
 		if f.BackfillDone {
-			add(data.NoticeSeverityInfo, "the cache holds events from %s on (the configured backfill start); older events are not shown", rfc(f.BackfillFrom))
+			add(data.NoticeSeverityInfo, "the cache holds events from %s on; older events were not fetched (see the data source's backfill start)", rfc(f.BackfillFrom))
 		} else {
 			add(data.NoticeSeverityWarning, "the backfill has covered events from %s on so far; older events in the range are not shown yet", rfc(f.BackfillFrom))
 		}

@@ -1,0 +1,105 @@
+package plugin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/grafana/grafana-plugin-sdk-go/backend"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/resource/httpadapter"
+
+	"github.com/seed/wizauditlogs/pkg/query"
+)
+
+// maxValuesLimit bounds a values answer: it feeds dropdowns.
+const maxValuesLimit = 10000
+
+// CallResource serves the resource endpoints of PRODUCT.md.
+func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
+	return d.resources.CallResource(ctx, req, sender)
+}
+
+func newResources(d *Datasource) backend.CallResourceHandler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sync/status", d.handleStatus)
+	mux.HandleFunc("POST /sync/run", d.handleRun)
+	mux.HandleFunc("GET /values/{field}", d.handleValues)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path+" (try GET sync/status, POST sync/run or GET values/<field>)")
+	})
+	return httpadapter.New(mux)
+}
+
+func (d *Datasource) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	if d.setupErr != nil {
+		// Still a status, so the config page can show what is wrong in the same place.
+		msg := d.setupErr.Error()
+		writeJSON(w, http.StatusOK, map[string]any{"state": "error", "lastError": msg, "events": 0, "backfill": nil})
+		return
+	}
+	writeJSON(w, http.StatusOK, d.syncer.Status())
+}
+
+func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {
+	if !canEdit(httpadapter.UserFromContext(r.Context())) {
+		writeError(w, http.StatusForbidden, "starting a sync needs the Editor or Admin role")
+		return
+	}
+	if d.setupErr != nil {
+		writeError(w, http.StatusConflict, d.setupErr.Error())
+		return
+	}
+	d.syncer.RunNow()
+	writeJSON(w, http.StatusAccepted, map[string]string{"message": "sync started"})
+}
+
+func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
+	if d.setupErr != nil {
+		writeError(w, http.StatusConflict, d.setupErr.Error())
+		return
+	}
+	limit := 1000
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxValuesLimit {
+			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 10000")
+			return
+		}
+		limit = n
+	}
+	values, err := d.engine.Values(r.Context(), r.PathValue("field"), r.URL.Query().Get("q"), limit, query.Query{})
+	if err != nil {
+		var qe *query.Error
+		if errors.As(err, &qe) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		d.logger.Error("values failed", "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "reading the cache failed")
+		return
+	}
+	if values == nil {
+		values = []string{}
+	}
+	writeJSON(w, http.StatusOK, values)
+}
+
+func canEdit(u *backend.User) bool {
+	return u != nil && (u.Role == "Admin" || u.Role == "Editor")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"message":"could not encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
