@@ -6,6 +6,11 @@
 // recorded only after the whole window is stored, so stopping or killing the process at any
 // moment loses nothing: the next run fetches again from the last checkpoint, and the id key
 // absorbs what it fetches twice. The package knows nothing of Grafana.
+//
+// Lifecycle in a data source instance: the factory opens the cache (cache.Open) and builds and
+// starts the Syncer; Dispose calls Stop, then closes the cache, which releases the write lock.
+// A successor instance created before its predecessor is disposed opens the cache read-only;
+// its Syncer takes over within Config.PromoteInterval of the release.
 package syncer
 
 import (
