@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"database/sql"
+	"fmt"
+	"math/rand"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/seed/wizauditlogs/pkg/wizfake"
+)
+
+// TestSIGKILLLosesNothing kills the built plugin with SIGKILL at seeded random moments of its
+// backfill and live tail — a dozen times, with new and late events arriving in between — and
+// restarts it each time. In the end the cache file holds exactly the tenant's events: every
+// id once, each with the node JSON the tenant sent.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("starts the plugin a dozen times")
+	}
+	now := time.Now().UTC()
+	e := newEnv(t, wizfake.Options{Seed: 11, Events: 12000, Span: 20 * 24 * time.Hour, End: now.Add(-time.Minute)},
+		map[string]any{"backfillStart": now.Add(-21 * 24 * time.Hour).Format(time.RFC3339), "pageSize": 100})
+	// A little latency per call spreads the sync over enough requests to kill it in the middle.
+	e.tenant.Inject(wizfake.Fault{Kind: wizfake.FaultLatency, Latency: 5 * time.Millisecond})
+
+	rng := rand.New(rand.NewSource(42))
+	const kills = 12
+	for round := 0; round < kills; round++ {
+		e.tenant.ResetStats()
+		e.status() // the first call creates the instance, which starts the syncer
+		killAt := 1 + rng.Intn(15)
+		deadline := time.Now().Add(30 * time.Second)
+		for e.tenant.Stats().GraphQLRequests < killAt && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		e.plugin.Kill()
+
+		// Meanwhile the tenant goes on: a fresh event, and one that shows up late with a
+		// timestamp a few minutes in the past (within the promised 10 minutes).
+		at := time.Now().UTC()
+		fresh := wizfake.Event{ID: fmt.Sprintf("fresh-%02d", round), RequestID: "r", Action: "UpdateUser", Status: "SUCCESS",
+			Timestamp: at.Add(-40 * time.Second), ActionParameters: []byte(`{"round":` + fmt.Sprint(round) + `}`)}
+		late := fresh
+		late.ID, late.Timestamp = fmt.Sprintf("late-%02d", round), at.Add(-time.Duration(3+rng.Intn(5))*time.Minute)
+		if err := e.tenant.Add(fresh, late); err != nil {
+			t.Fatal(err)
+		}
+		e.start()
+	}
+
+	// Let the last run finish: the backfill, then a live window that reaches past the last
+	// added events (the lag keeps the newest 30 s out of a window).
+	e.waitFor("the backfill", 120*time.Second, func(st syncStatus) bool { return st.Backfill != nil && st.Backfill.Done == 1 })
+	time.Sleep(time.Second)
+	e.call(editor, "POST", "sync/run", nil)
+	want := e.tenant.VisibleEvents()
+	st := e.waitFor("every event", 60*time.Second, func(st syncStatus) bool { return st.Events == int64(len(want)) })
+	e.plugin.Close()
+
+	db, err := sql.Open("sqlite3", "file:"+filepath.ToSlash(st.CacheFile)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id, raw FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var id, raw string
+		if err := rows.Scan(&id, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, dup := got[id]; dup {
+			t.Fatalf("event %s cached twice", id)
+		}
+		got[id] = raw
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("cache holds %d events, the tenant %d", len(got), len(want))
+	}
+	for _, w := range want {
+		raw, ok := got[w.ID]
+		if !ok {
+			t.Errorf("event %s (%s) lost", w.ID, w.Timestamp.Format(time.RFC3339Nano))
+			continue
+		}
+		if raw != string(w.Node) {
+			t.Errorf("event %s stored as %s, sent as %s", w.ID, raw, w.Node)
+		}
+	}
+	var check string
+	if err := db.QueryRow(`PRAGMA quick_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("quick_check: %q %v", check, err)
+	}
+}
