@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -53,9 +54,13 @@ type Options struct {
 	// PrunePause is the pause between pruning transactions, so that the writer lock is free
 	// for pages and checkpoints in between (default 50 ms; negative: no pause).
 	PrunePause time.Duration
-	// SkipQuickCheck skips PRAGMA quick_check at open. The header and schema are checked anyway;
-	// quick_check reads the whole file, which costs seconds on a multi-gigabyte cache.
+	// SkipQuickCheck skips PRAGMA quick_check at open. The header, the file size and the
+	// schema are checked anyway.
 	SkipQuickCheck bool
+	// QuickCheckMaxBytes: quick_check reads the whole file (seconds on a multi-gigabyte cache,
+	// in the data source factory), so a larger file is quick-checked only when its previous
+	// writer did not close it cleanly (a WAL file is left). Default 512 MiB; negative: always.
+	QuickCheckMaxBytes int64
 	// Now stamps set-aside file names and notices (default time.Now).
 	Now func() time.Time
 }
@@ -75,6 +80,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.QuickCheckMaxBytes == 0 {
+		o.QuickCheckMaxBytes = 512 << 20
 	}
 }
 
@@ -377,7 +385,7 @@ func (c *Cache) inspect(ctx context.Context) (kind NoticeKind, why string, err e
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'").Scan(&tables); err != nil {
 		return classify(err)
 	}
-	if !c.opts.SkipQuickCheck {
+	if c.wantQuickCheck() {
 		if why, err := quickCheck(ctx, db); err != nil {
 			return classify(err)
 		} else if why != "" {
@@ -539,7 +547,21 @@ func escapePath(p string) string {
 
 var sqliteMagic = []byte("SQLite format 3\x00")
 
-// checkHeader reads the first bytes of a non-empty file; why is set when it is no SQLite file.
+// wantQuickCheck: see Options.QuickCheckMaxBytes.
+func (c *Cache) wantQuickCheck() bool {
+	if c.opts.SkipQuickCheck {
+		return false
+	}
+	fi, err := os.Stat(c.path)
+	if err != nil || c.opts.QuickCheckMaxBytes < 0 || fi.Size() <= c.opts.QuickCheckMaxBytes {
+		return true
+	}
+	wal, err := os.Stat(c.path + "-wal")
+	return err == nil && wal.Size() > 0
+}
+
+// checkHeader reads the header of a non-empty file; why is set when it is no SQLite file, or
+// a truncated one.
 func checkHeader(path string) (why string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -553,6 +575,26 @@ func checkHeader(path string) (why string, err error) {
 	}
 	if n < 100 || !bytes.Equal(buf[:16], sqliteMagic) {
 		return "file is not a database", nil
+	}
+	// The header's page count is valid when its version-valid-for number matches the change
+	// counter. While a WAL file holds frames, a crash mid-checkpoint can leave page 1 ahead of
+	// the rest of the file (the WAL repairs it), so the size is only judged without one.
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+		return "", nil
+	}
+	pageSize := int64(binary.BigEndian.Uint16(buf[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	pages := int64(binary.BigEndian.Uint32(buf[28:32]))
+	if binary.BigEndian.Uint32(buf[92:96]) == binary.BigEndian.Uint32(buf[24:28]) && pages > 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return "", err
+		}
+		if want := pages * pageSize; fi.Size() < want {
+			return fmt.Sprintf("file is truncated: %d of %d bytes", fi.Size(), want), nil
+		}
 	}
 	return "", nil
 }
