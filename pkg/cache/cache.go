@@ -297,6 +297,13 @@ func (c *Cache) becomeWriter() error {
 // returns the notice kind and reason instead (and no db); err is for failures that say nothing
 // about the file (permissions, disk), which must never make us set a file aside.
 func (c *Cache) openValidated() (db *sql.DB, kind NoticeKind, reason string, err error) {
+	// A file found damaged while in use is set aside at the next open, however it looks now.
+	if why, err := os.ReadFile(c.path + damagedSuffix); err == nil {
+		_ = os.Remove(c.path + damagedSuffix)
+		if _, err := os.Stat(c.path); err == nil {
+			return nil, NoticeCorrupt, "found damaged while in use: " + strings.TrimSpace(string(why)), nil
+		}
+	}
 	fresh := false
 	fi, statErr := os.Stat(c.path)
 	switch {
@@ -412,6 +419,28 @@ func (c *Cache) inspect(ctx context.Context) (kind NoticeKind, why string, err e
 		return NoticeForeign, "", nil
 	}
 	return "", "", nil
+}
+
+// damagedSuffix names the marker file left next to a cache file found damaged while in use.
+const damagedSuffix = ".damaged"
+
+// checkDamage notes a write that failed because the file is damaged: a notice now, and a
+// marker so that the next Open sets the file aside (a large file is not quick-checked after a
+// clean close, so it could not tell otherwise).
+func (c *Cache) checkDamage(err error) {
+	if !isCorrupt(err) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.notices {
+		if n.Kind == NoticeCorrupt && n.SetAside == "" {
+			return
+		}
+	}
+	_ = os.WriteFile(c.path+damagedSuffix, []byte(err.Error()+"\n"), 0o600)
+	c.notices = append(c.notices, Notice{Kind: NoticeCorrupt, At: c.opts.Now().UTC(),
+		Message: "the cache file is damaged (" + err.Error() + "); restart the data source (for example, save its settings) to set it aside and start a fresh cache"})
 }
 
 // setAside renames the cache file and its WAL and shared-memory files with a suffix that says

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/seed/wizauditlogs/pkg/auditlog"
 )
 
@@ -588,5 +590,31 @@ func TestFingerprint(t *testing.T) {
 	}
 	if a == Fingerprint("us17", "api-url", "other") || Fingerprint("ab", "c") == Fingerprint("a", "bc") {
 		t.Fatal("collides")
+	}
+}
+
+func TestDamageFoundInUseSetAsideAtNextOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ds.db")
+	c := mustOpen(t, path, Options{Fingerprint: "fp", QuickCheckMaxBytes: 1})
+	if _, err := c.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 10)); err != nil {
+		t.Fatal(err)
+	}
+	c.checkDamage(fmt.Errorf("insert entries: %w", sqlite3.Error{Code: sqlite3.ErrCorrupt}))
+	if n := c.Notices(); len(n) != 1 || n[0].Kind != NoticeCorrupt || !strings.Contains(n[0].Message, "restart the data source") {
+		t.Fatalf("notices %+v", n)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := mustOpen(t, path, Options{Fingerprint: "fp", QuickCheckMaxBytes: 1})
+	n := c2.Notices()
+	if len(n) != 1 || n[0].Kind != NoticeCorrupt || n[0].SetAside == "" {
+		t.Fatalf("notices after reopen %+v", n)
+	}
+	if st, _ := c2.Stats(); st.Events != 0 {
+		t.Fatal("not a fresh cache")
+	}
+	if _, err := os.Stat(path + damagedSuffix); !os.IsNotExist(err) {
+		t.Fatalf("marker left behind: %v", err)
 	}
 }

@@ -82,6 +82,7 @@ func (c *Cache) InsertPage(entries []auditlog.Entry) (inserted int, err error) {
 func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	defer func() { c.checkDamage(err) }()
 	db, stmt, err := c.writer()
 	if err != nil {
 		return 0, err
@@ -287,9 +288,10 @@ func (c *Cache) Prune(ctx context.Context, before time.Time) (deleted int, err e
 	return deleted, nil
 }
 
-func (c *Cache) pruneBatch(cut int64) (int, error) {
+func (c *Cache) pruneBatch(cut int64) (n int, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	defer func() { c.checkDamage(err) }()
 	db, _, err := c.writer()
 	if err != nil {
 		return 0, err
@@ -304,14 +306,14 @@ func (c *Cache) pruneBatch(cut int64) (int, error) {
 		_ = tx.Rollback()
 		return 0, err
 	}
-	n, _ := res.RowsAffected()
-	if n > 0 {
-		if _, err := tx.Exec("UPDATE sync_state SET event_count = max(0, event_count - ?)", n); err != nil {
+	k, _ := res.RowsAffected()
+	if k > 0 {
+		if _, err := tx.Exec("UPDATE sync_state SET event_count = max(0, event_count - ?)", k); err != nil {
 			_ = tx.Rollback()
 			return 0, err
 		}
 	}
-	return int(n), tx.Commit()
+	return int(k), tx.Commit()
 }
 
 func (c *Cache) writer() (*sql.DB, *sql.Stmt, error) {
