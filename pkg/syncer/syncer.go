@@ -51,15 +51,15 @@ type Logger interface {
 
 // Defaults of Config.
 const (
-	DefaultPollInterval  = time.Minute
-	DefaultPageSize      = 500
-	DefaultOverlap       = 10 * time.Minute
-	DefaultLag           = 30 * time.Second
-	DefaultConcurrency   = 4
-	DefaultSlice         = 24 * time.Hour
-	DefaultMinSlice      = time.Minute
-	DefaultPruneInterval = time.Hour
-	DefaultPromoteWait   = 5 * time.Second
+	DefaultPollInterval    = time.Minute
+	DefaultPageSize        = 500
+	DefaultOverlap         = 10 * time.Minute
+	DefaultLag             = 30 * time.Second
+	DefaultConcurrency     = 4
+	DefaultSlice           = 24 * time.Hour
+	DefaultMinSlice        = time.Minute
+	DefaultPruneInterval   = time.Hour
+	DefaultPromoteInterval = 5 * time.Second
 	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
 	MaxLookback = 180 * 24 * time.Hour
 	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
@@ -119,7 +119,7 @@ func (c *Config) defaults() {
 		c.PruneInterval = DefaultPruneInterval
 	}
 	if c.PromoteInterval <= 0 {
-		c.PromoteInterval = DefaultPromoteWait
+		c.PromoteInterval = DefaultPromoteInterval
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}

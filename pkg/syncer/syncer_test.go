@@ -565,15 +565,15 @@ func TestStartedReadOnlySyncerTakesOverSoon(t *testing.T) {
 	s.Start()
 	defer s.Stop()
 	<-clock.waiting
-	if st := s.Status(); !st.ReadOnly || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteWait)) {
+	if st := s.Status(); !st.ReadOnly || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval)) {
 		t.Fatalf("read-only status %+v", st)
 	}
 	if err := a.Close(); err != nil { // the old instance is disposed
 		t.Fatal(err)
 	}
-	clock.Advance(DefaultPromoteWait)
+	clock.Advance(DefaultPromoteInterval)
 	<-clock.waiting
-	if st := s.Status(); st.ReadOnly || st.SyncedUpTo == nil || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteWait+time.Minute)) {
+	if st := s.Status(); st.ReadOnly || st.SyncedUpTo == nil || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval+time.Minute)) {
 		t.Fatalf("after take-over %+v", st)
 	}
 }
