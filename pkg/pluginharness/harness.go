@@ -180,6 +180,9 @@ func (p *Plugin) ExitedCleanly() bool {
 	return p.client.Exited() && p.cmd.ProcessState != nil && p.cmd.ProcessState.Success()
 }
 
+// PID is the plugin process's id (for memory measurements and signals).
+func (p *Plugin) PID() int { return p.cmd.Process.Pid }
+
 // Logs is everything the plugin logged so far.
 func (p *Plugin) Logs() string { return p.logs.String() }
 
