@@ -91,6 +91,8 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 		RequestsPerSecond: d.settings.RequestsPerSecond,
 		UserAgent:         ID + "/" + Version,
 		HTTPClient:        hc,
+		// The syncer is built below, before anything can call the client.
+		OnRetry: func(kind wiz.Kind, _ time.Duration) { d.syncer.NoteRetry(kind.String()) },
 	})
 	if err != nil {
 		return &settingsError{err}

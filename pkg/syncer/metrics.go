@@ -13,6 +13,7 @@ type metrics struct {
 	events     *prometheus.CounterVec // new events stored
 	requests   *prometheus.CounterVec // windows and pages fetched, by outcome
 	splits     *prometheus.CounterVec // windows split because they reached the result cap
+	retries    *prometheus.CounterVec // API calls retried by the client, by error kind
 	lag        *prometheus.GaugeVec
 	backfill   *prometheus.GaugeVec
 	cacheBytes *prometheus.GaugeVec
@@ -43,6 +44,9 @@ func metricsFor(reg prometheus.Registerer) *metrics {
 			[]string{"datasource", "unit", "outcome"}),
 		splits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "window_splits_total",
 			Help: "Time windows that reached the API's 10,000-result cap and were split and fetched again."}, ds),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_retries_total",
+			Help: "API calls the Wiz client retried, by the kind of error (rate limited, transient)."},
+			[]string{"datasource", "kind"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "sync_lag_seconds",
 			Help: "How far the live checkpoint (syncedUpTo) is behind now."}, ds),
 		backfill: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "backfill_progress_ratio",
@@ -55,6 +59,7 @@ func metricsFor(reg prometheus.Registerer) *metrics {
 	m.events = register(reg, m.events)
 	m.requests = register(reg, m.requests)
 	m.splits = register(reg, m.splits)
+	m.retries = register(reg, m.retries)
 	m.lag = register(reg, m.lag)
 	m.backfill = register(reg, m.backfill)
 	m.cacheBytes = register(reg, m.cacheBytes)

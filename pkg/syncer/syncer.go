@@ -147,7 +147,7 @@ type Syncer struct {
 
 	mEvents, mSplits                       prometheus.Counter
 	mLag, mBackfill, mCacheBytes, mCacheEv prometheus.Gauge
-	mRequests                              *prometheus.CounterVec
+	mRequests, mRetries                    *prometheus.CounterVec
 
 	wake chan struct{}
 
@@ -177,6 +177,7 @@ func New(c *cache.Cache, src Source, cfg Config) *Syncer {
 		mCacheBytes: m.cacheBytes.WithLabelValues(ds),
 		mCacheEv:    m.cacheRows.WithLabelValues(ds),
 		mRequests:   m.requests.MustCurryWith(prometheus.Labels{"datasource": ds}),
+		mRetries:    m.retries.MustCurryWith(prometheus.Labels{"datasource": ds}),
 		wake:        make(chan struct{}, 1),
 	}
 }
@@ -208,6 +209,10 @@ func (s *Syncer) Stop() {
 	}
 	s.wg.Wait()
 }
+
+// NoteRetry counts a retry of the Source (the Wiz client reports them through its OnRetry
+// hook), for the api_retries_total metric.
+func (s *Syncer) NoteRetry(kind string) { s.mRetries.WithLabelValues(kind).Inc() }
 
 // RunNow asks for a cycle at once, without waiting for it. It also retries after an error.
 func (s *Syncer) RunNow() {

@@ -611,6 +611,11 @@ func TestMetrics(t *testing.T) {
 	if got := metricValue(t, s.mRequests.WithLabelValues("window", "ok").(prometheus.Metric)); int(got) != len(src.windows()) {
 		t.Fatalf("windows ok %v, calls %d", got, len(src.windows()))
 	}
+	s.NoteRetry("rate limited")
+	s.NoteRetry("rate limited")
+	if got := metricValue(t, s.mRetries.WithLabelValues("rate limited").(prometheus.Metric)); got != 2 {
+		t.Fatalf("retries %v", got)
+	}
 	names, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -620,7 +625,7 @@ func TestMetrics(t *testing.T) {
 		got = append(got, mf.GetName())
 	}
 	sort.Strings(got)
-	want := []string{"wizauditlogs_api_requests_total", "wizauditlogs_backfill_progress_ratio", "wizauditlogs_cache_events",
+	want := []string{"wizauditlogs_api_requests_total", "wizauditlogs_api_retries_total", "wizauditlogs_backfill_progress_ratio", "wizauditlogs_cache_events",
 		"wizauditlogs_cache_size_bytes", "wizauditlogs_events_synced_total", "wizauditlogs_sync_lag_seconds"}
 	for _, w := range want {
 		if !slices.Contains(got, w) {

@@ -3,6 +3,7 @@ package wiz
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,5 +68,38 @@ func TestRedirectOffHTTPSIsRefused(t *testing.T) {
 	_, err = c.AuditLog(context.Background(), fzWindow, 10, func([]auditlog.Entry) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "only https is followed") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestOnRetryReportsEachRetry: the hook behind the retries metric sees every retry.
+func TestOnRetryReportsEachRetry(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth/token" {
+			serveToken(w)
+			return
+		}
+		calls++
+		if calls <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, emptyPage)
+	}))
+	defer srv.Close()
+	var kinds []Kind
+	c, err := New(Config{APIURL: srv.URL, AuthURL: srv.URL + "/oauth/token", ClientID: "id", ClientSecret: fzSecret,
+		RequestsPerSecond: 1e6, Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		OnRetry: func(k Kind, _ time.Duration) { kinds = append(kinds, k) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuditLog(context.Background(), fzWindow, 10, func([]auditlog.Entry) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(kinds) != 2 || kinds[0] != KindTransient || kinds[1] != KindTransient {
+		t.Fatalf("retries seen: %v", kinds)
 	}
 }

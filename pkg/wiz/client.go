@@ -58,6 +58,10 @@ type Config struct {
 	TokenTimeout     time.Duration // per token request; DefaultTokenTimeout when 0
 	MaxResponseBytes int64         // response body cap; DefaultMaxResponseBytes when 0
 
+	// OnRetry, when set, is told of every retry (rate-limited or transient) and the wait before
+	// it, e.g. for a metric.
+	OnRetry func(kind Kind, wait time.Duration)
+
 	// Test hooks. Now is the clock used for token lifetimes; Sleep waits between attempts and
 	// must return ctx.Err() when ctx ends first; Rand returns a float in [0,1) for jitter.
 	Now   func() time.Time

@@ -104,6 +104,9 @@ func (c *Client) do(ctx context.Context, req gqlRequest, maxAttempts int, handle
 				e.Message, wait.Round(time.Second), c.cfg.MaxRetryAfter)
 			return &e
 		}
+		if c.cfg.OnRetry != nil {
+			c.cfg.OnRetry(ae.Kind, wait)
+		}
 		if err := c.cfg.Sleep(ctx, wait); err != nil {
 			return c.ctxError(ctx, ae.Error)
 		}
