@@ -49,6 +49,9 @@ type Options struct {
 	// Env is the whole environment of the process, as Grafana 12.4+ passes no host environment:
 	// only what is set here (e.g. GF_PLUGIN_CACHE_DIR) plus go-plugin's handshake variables.
 	Env []string
+	// Wrapper is a program and its arguments placed before the binary, e.g.
+	// []string{"prlimit", "--fsize=1048576", "--"}; it must exec the binary (same process).
+	Wrapper []string
 }
 
 // Plugin is a running plugin process.
@@ -107,6 +110,10 @@ func Start(t testing.TB, opts Options) *Plugin {
 	}
 	logs := &syncBuffer{}
 	cmd := exec.Command(opts.Binary)
+	if len(opts.Wrapper) > 0 {
+		args := append(append([]string{}, opts.Wrapper[1:]...), opts.Binary)
+		cmd = exec.Command(opts.Wrapper[0], args...)
+	}
 	cmd.Env = append([]string{}, opts.Env...) // non-nil: nothing inherited
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{

@@ -173,12 +173,14 @@ func (t *Tenant) serveToken(w http.ResponseWriter, r *http.Request) {
 		Sub: id, Aud: aud, DC: t.opts.DataCenter, IsServiceAccount: true, Scope: scopes,
 		Iat: now.Unix(), Exp: now.Unix() + life, Jti: strconv.Itoa(n), Epoch: epoch,
 	})
+	refresh := fmt.Sprintf("wizfake-refresh-%d", n)
+	t.noteIssued(tok, refresh)
 	t.count(func(s *Stats) { s.TokensIssued++ })
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token":  tok,
 		"token_type":    "Bearer",
 		"expires_in":    life,
-		"refresh_token": fmt.Sprintf("wizfake-refresh-%d", n),
+		"refresh_token": refresh,
 		"scope":         scopes,
 	})
 }

@@ -132,6 +132,7 @@ type Tenant struct {
 	scopes     []string
 	epoch      int // tokens of an older epoch are refused (ExpireTokens)
 	tokenCount int
+	issued     []issuedToken // every token response, for IssuedTokens
 	limiter    *rate.Limiter
 
 	faultMu  sync.Mutex
