@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -35,6 +36,9 @@ var (
 	ErrReadOnly = errors.New("read-only: another instance is writing this cache")
 	// ErrClosed: the cache was closed.
 	ErrClosed = errors.New("cache closed")
+	// ErrNoSpace: a write failed because the file cannot grow (disk full, quota or file-size
+	// limit). Nothing half-written stays: the transaction is rolled back.
+	ErrNoSpace = errors.New("no space left for the cache: the disk is full or a quota or file-size limit was reached; free space and the sync resumes at the next poll")
 
 	errNewerSchema = errors.New("cache file written by a newer version of the plugin")
 )
@@ -459,12 +463,14 @@ func (c *Cache) setAside(kind NoticeKind, reason string) error {
 	var msg string
 	switch kind {
 	case NoticeForeign:
-		msg = "the cache file belonged to another Wiz tenant or service account; it was set aside and a fresh cache started"
+		msg = "the cache file belonged to another Wiz tenant or service account"
 	case NoticeNewerSchema:
-		msg = "the cache file was written by a newer version of the plugin; it was set aside and a fresh cache started"
+		msg = "the cache file was written by a newer version of the plugin"
 	default:
-		msg = "the cache file was damaged (" + reason + "); it was set aside and a fresh cache started"
+		msg = "the cache file was damaged (" + reason + ")"
 	}
+	// Say where it went: an admin may want it back (or delete it to free the space).
+	msg += "; it was set aside as " + dst + " and a fresh cache started"
 	c.mu.Lock()
 	c.notices = append(c.notices, Notice{Kind: kind, Message: msg, SetAside: dst, At: now})
 	c.mu.Unlock()
@@ -649,6 +655,22 @@ func quickCheck(ctx context.Context, db *sql.DB) (why string, err error) {
 		return "", nil
 	}
 	return strings.Join(msgs, "; "), nil
+}
+
+// noSpace words a write error caused by a full disk (SQLite says "database or disk is full", or
+// a bare "disk I/O error" when the file-size limit or quota errno is not ENOSPC) so that an
+// admin knows what to fix.
+func noSpace(err error) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	switch {
+	case se.Code == sqlite3.ErrFull,
+		se.SystemErrno == syscall.ENOSPC, se.SystemErrno == syscall.EFBIG, se.SystemErrno == syscall.EDQUOT:
+		return fmt.Errorf("%w (%w)", ErrNoSpace, err)
+	}
+	return err
 }
 
 func isCorrupt(err error) bool {

@@ -83,6 +83,7 @@ func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err err
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	defer func() { c.checkDamage(err) }()
+	defer func() { err = noSpace(err) }()
 	db, stmt, err := c.writer()
 	if err != nil {
 		return 0, err
