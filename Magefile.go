@@ -59,10 +59,15 @@ func withCgo(cfg build.Config) (build.Config, error) {
 	if cc != "" {
 		cfg.Env["CC"] = cc
 	}
+	// SQLite's full-text index (FTS5, used by the search filter) is compiled in through the
+	// C flags, since the SDK's build takes no extra Go build tags. scripts/test.sh exports the
+	// same flags for go test.
+	cfg.Env["CGO_CFLAGS"] = "-O2 -g -DSQLITE_ENABLE_FTS5"
+	cfg.Env["CGO_LDFLAGS"] = "-lm"
 	// Static linking: the Linux binaries then start on Alpine (musl) images as well as glibc
 	// ones, and the Windows one needs no MinGW DLLs.
 	if cfg.OS == "linux" || cfg.OS == "windows" {
-		cfg.Env["CGO_LDFLAGS"] = "-static"
+		cfg.Env["CGO_LDFLAGS"] = "-static -lm"
 	}
 	return cfg, nil
 }
@@ -80,8 +85,8 @@ func Native() error {
 	return verify(runtime.GOOS, runtime.GOARCH)
 }
 
-// verify fails unless every named binary was built with cgo (go version -m reads the build
-// settings recorded in the binary, also for other platforms).
+// verify fails unless every named binary was built with cgo and FTS5 (go version -m reads the
+// build settings recorded in the binary, also for other platforms).
 func verify(osArch ...string) error {
 	for i := 0; i < len(osArch); i += 2 {
 		exe := fmt.Sprintf("dist/gpx_wizauditlogs_%s_%s", osArch[i], osArch[i+1])
@@ -94,6 +99,9 @@ func verify(osArch ...string) error {
 		}
 		if !strings.Contains(out, "CGO_ENABLED=1") {
 			return fmt.Errorf("%s was built without cgo: SQLite would not work", exe)
+		}
+		if !strings.Contains(out, "-DSQLITE_ENABLE_FTS5") {
+			return fmt.Errorf("%s was built without SQLite's FTS5: search would not work", exe)
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@
 #   QUICK=1 bash scripts/test.sh    skips the cross builds (the tests only launch the native binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# SQLite with its full-text index (FTS5), as the Magefile builds it.
+export CGO_CFLAGS="-O2 -g -DSQLITE_ENABLE_FTS5" CGO_LDFLAGS="-lm"
 step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
 
 step "system packages"
