@@ -15,7 +15,9 @@ func main() {
 	// The Linux binaries are linked statically; glibc's resolver would then need the host's NSS
 	// libraries at run time (absent on Alpine images), so always use Go's own resolver.
 	net.DefaultResolver.PreferGo = true
-	if err := datasource.Manage(plugin.ID, plugin.NewDatasource, datasource.ManageOpts{}); err != nil {
+	err := datasource.Manage(plugin.ID, plugin.NewDatasource, datasource.ManageOpts{})
+	plugin.CloseAll() // Manage returns once Grafana has stopped the plugin: close the caches cleanly
+	if err != nil {
 		log.DefaultLogger.Error("plugin stopped", "error", err.Error())
 		os.Exit(1)
 	}

@@ -96,6 +96,19 @@ func TestFullSyncThroughThePlugin(t *testing.T) {
 	if strings.Contains(e.plugin.Logs(), secret) {
 		t.Error("the client secret reached the logs")
 	}
+
+	// When Grafana stops the plugin, the cache is closed cleanly: the write-ahead log is
+	// folded into the file, so the .sqlite file alone holds the events.
+	e.plugin.Close()
+	if !e.plugin.ExitedCleanly() {
+		t.Fatal("the plugin did not exit cleanly")
+	}
+	if fi, err := os.Stat(st.CacheFile + "-wal"); err == nil && fi.Size() > 0 {
+		t.Errorf("a %d-byte write-ahead log was left behind: the cache was not closed", fi.Size())
+	}
+	if fi, err := os.Stat(st.CacheFile); err != nil || fi.Size() < int64(len(want))*100 {
+		t.Errorf("cache file after shutdown: %v, %v", fi, err)
+	}
 }
 
 func TestHealthReportsAuthenticationAndScope(t *testing.T) {

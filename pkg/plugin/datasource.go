@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -58,6 +59,7 @@ func NewDatasource(ctx context.Context, dsi backend.DataSourceInstanceSettings) 
 		logger:   log.DefaultLogger.With("datasource", dsi.UID),
 	}
 	d.resources = newResources(d)
+	instances.add(d)
 	var err error
 	d.settings, err = settings.Load(dsi.JSONData, dsi.DecryptedSecureJSONData, time.Now())
 	if err != nil {
@@ -133,6 +135,7 @@ func newHTTPClient(ctx context.Context, dsi backend.DataSourceInstanceSettings) 
 // Dispose stops the syncer (an in-flight page is committed whole or not at all) and closes
 // the cache. Grafana calls it when the settings change or the instance is evicted.
 func (d *Datasource) Dispose() {
+	instances.remove(d)
 	if d.syncer != nil {
 		d.syncer.Stop()
 	}
@@ -140,5 +143,40 @@ func (d *Datasource) Dispose() {
 		if err := d.cache.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
 			d.logger.Warn("closing the cache", "error", err.Error())
 		}
+	}
+}
+
+// instances are the live data sources of this process: the SDK disposes replaced instances but
+// not the ones alive when Grafana stops the plugin, so main closes those through CloseAll and
+// each cache is closed cleanly (its write-ahead log folded into the file).
+var instances = &registry{set: map[*Datasource]struct{}{}}
+
+type registry struct {
+	mu  sync.Mutex
+	set map[*Datasource]struct{}
+}
+
+func (r *registry) add(d *Datasource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.set[d] = struct{}{}
+}
+
+func (r *registry) remove(d *Datasource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.set, d)
+}
+
+// CloseAll disposes every live instance; main calls it when Grafana has stopped the plugin.
+func CloseAll() {
+	instances.mu.Lock()
+	all := make([]*Datasource, 0, len(instances.set))
+	for d := range instances.set {
+		all = append(all, d)
+	}
+	instances.mu.Unlock()
+	for _, d := range all {
+		d.Dispose()
 	}
 }
