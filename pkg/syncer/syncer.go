@@ -390,8 +390,9 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 			return err
 		}
 		// to, not the newest entry seen: the whole closed window is stored, so the cache holds
-		// everything up to it even when nothing happened.
-		if err := s.cache.SetState(cache.Update{SyncedUpTo: to, LiveStart: liveStart,
+		// everything up to it even when nothing happened. The checkpoint never moves back
+		// (a catch-up slice shorter than the overlap, or a clock stepped backwards).
+		if err := s.cache.SetState(cache.Update{SyncedUpTo: maxTime(to, st.SyncedUpTo), LiveStart: liveStart,
 			LastSyncAt: s.clock.Now().UTC(), LastError: &noErr}); err != nil {
 			return err
 		}
