@@ -15,7 +15,7 @@ import (
 
 // env is a fake Wiz tenant on loopback and the built plugin configured against it.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	tenant   *wizfake.Tenant
 	srv      *httptest.Server
 	plugin   *pluginharness.Plugin
@@ -24,7 +24,7 @@ type env struct {
 }
 
 // newEnv starts a tenant and the plugin; extra jsonData keys override the defaults.
-func newEnv(t *testing.T, opts wizfake.Options, jsonData map[string]any) *env {
+func newEnv(t testing.TB, opts wizfake.Options, jsonData map[string]any) *env {
 	t.Helper()
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = secret

@@ -129,7 +129,7 @@ func pct(sorted []time.Duration, p int) string {
 }
 
 // peakRSS reads the process's high-water mark of resident memory, in bytes.
-func peakRSS(t *testing.T, pid int) int64 {
+func peakRSS(t testing.TB, pid int) int64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Logf("peak RSS unavailable: %v", err)

@@ -56,7 +56,7 @@ const (
 	DefaultOverlap         = 10 * time.Minute
 	DefaultLag             = 30 * time.Second
 	DefaultConcurrency     = 4
-	DefaultSlice           = 24 * time.Hour
+	DefaultSlice           = 7 * 24 * time.Hour
 	DefaultMinSlice        = time.Minute
 	DefaultPruneInterval   = time.Hour
 	DefaultPromoteInterval = 5 * time.Second
