@@ -13,6 +13,7 @@ targets=(
   "./pkg/wiz/ FuzzDecodeEntry"
   "./pkg/wiz/ FuzzParseTimestamp"
   "./pkg/wiz/ FuzzGraphQLResponse"
+  "./pkg/query/ FuzzParse"
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"

@@ -48,4 +48,7 @@ fi
 step "go tests (unit, and integration through the built binary)"
 go test -count=1 -timeout 20m ./pkg/...
 
+step "short fuzz run of every fuzz target"
+FUZZTIME="${FUZZTIME:-5s}" bash scripts/fuzz.sh
+
 step "done"
