@@ -1,14 +1,10 @@
 package integration
 
 import (
-	"database/sql"
 	"fmt"
 	"math/rand"
-	"path/filepath"
 	"testing"
 	"time"
-
-	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/seed/wizauditlogs/pkg/wizfake"
 )
@@ -62,45 +58,5 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	st := e.waitFor("every event", 60*time.Second, func(st syncStatus) bool { return st.Events == int64(len(want)) })
 	e.plugin.Close()
 
-	db, err := sql.Open("sqlite3", "file:"+filepath.ToSlash(st.CacheFile)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT id, raw FROM events`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := map[string]string{}
-	for rows.Next() {
-		var id, raw string
-		if err := rows.Scan(&id, &raw); err != nil {
-			t.Fatal(err)
-		}
-		if _, dup := got[id]; dup {
-			t.Fatalf("event %s cached twice", id)
-		}
-		got[id] = raw
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) {
-		t.Errorf("cache holds %d events, the tenant %d", len(got), len(want))
-	}
-	for _, w := range want {
-		raw, ok := got[w.ID]
-		if !ok {
-			t.Errorf("event %s (%s) lost", w.ID, w.Timestamp.Format(time.RFC3339Nano))
-			continue
-		}
-		if raw != string(w.Node) {
-			t.Errorf("event %s stored as %s, sent as %s", w.ID, raw, w.Node)
-		}
-	}
-	var check string
-	if err := db.QueryRow(`PRAGMA quick_check`).Scan(&check); err != nil || check != "ok" {
-		t.Errorf("quick_check: %q %v", check, err)
-	}
+	assertExactlyTenant(t, readCache(t, st.CacheFile), want)
 }

@@ -26,25 +26,7 @@ type env struct {
 // newEnv starts a tenant and the plugin; extra jsonData keys override the defaults.
 func newEnv(t testing.TB, opts wizfake.Options, jsonData map[string]any) *env {
 	t.Helper()
-	if opts.ClientSecret == "" {
-		opts.ClientSecret = secret
-	}
-	tenant, srv := wizfake.NewServer(opts)
-	t.Cleanup(srv.Close)
-	e := &env{t: t, tenant: tenant, srv: srv, cacheDir: t.TempDir()}
-	jd := map[string]any{
-		"apiUrl":            wizfake.GraphQLURL(srv.URL),
-		"authUrl":           wizfake.TokenURL(srv.URL),
-		"pollInterval":      "10s",
-		"requestsPerSecond": 10,
-	}
-	for k, v := range jsonData {
-		jd[k] = v
-	}
-	e.ds = pluginharness.DataSource{
-		ID: 1, UID: "wiz-test", Name: "Wiz", JSONData: jd,
-		Secure: map[string]string{"clientId": tenant.ClientID(), "clientSecret": tenant.ClientSecret()},
-	}
+	e := prepareEnv(t, opts, jsonData)
 	e.start()
 	return e
 }

@@ -17,7 +17,7 @@ import (
 
 // prepareEnv is newEnv without starting the plugin, so that a test can place files in the
 // cache directory first or start the plugin its own way.
-func prepareEnv(t *testing.T, opts wizfake.Options, jsonData map[string]any) *env {
+func prepareEnv(t testing.TB, opts wizfake.Options, jsonData map[string]any) *env {
 	t.Helper()
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = secret
@@ -68,7 +68,7 @@ func withJSON(ds pluginharness.DataSource, updated time.Time, changes map[string
 
 // readCache opens a cache file read-only (the plugin may be running) and returns its events
 // (id → stored node JSON), failing on a duplicate id or a failed PRAGMA quick_check.
-func readCache(t *testing.T, file string) map[string]string {
+func readCache(t testing.TB, file string) map[string]string {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+filepath.ToSlash(file)+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
@@ -103,7 +103,7 @@ func readCache(t *testing.T, file string) map[string]string {
 
 // assertExactlyTenant checks that the cache holds each visible tenant event once, as sent, and
 // nothing else.
-func assertExactlyTenant(t *testing.T, got map[string]string, want []wizfake.Entry) {
+func assertExactlyTenant(t testing.TB, got map[string]string, want []wizfake.Entry) {
 	t.Helper()
 	seen := map[string]bool{}
 	var lost []string
