@@ -140,6 +140,9 @@ var placeholderSeq atomic.Int64
 // one; Notices reports it.
 func Open(path string, opts Options) (*Cache, error) {
 	opts.defaults()
+	if err := checkFTS5(); err != nil { // before anything touches (or migrates) the file
+		return nil, err
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err

@@ -200,6 +200,50 @@ CREATE TRIGGER events_rollup2_update AFTER UPDATE OF ts, action, status, princip
 		ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 `,
+	// 5: the search index (pkg/query's free-text search), maintained lazily so that the write
+	// path pays one integer insert per event: the AFTER INSERT trigger queues the event's rowid
+	// in search_pending, and Cache.IndexPending moves queued events into events_search in short
+	// transactions. A query searches events_search and checks every queued event directly.
+	//
+	// events_search is a contentless FTS5 table keyed by the events rowid over the searched text
+	// (the same expressions the query's final check reads, so an indexed event can only be
+	// found, never missed). The trigram tokenizer folds case; detail=none keeps no positions:
+	// about a fifth of the size of detail=full and twice as fast to build, and a query asks for
+	// all of the needle's trigrams instead of a phrase (the query's exact check then drops the
+	// rows that hold the trigrams apart). contentless_delete=1 lets pruning delete rows.
+	//
+	// Rowids of events can be reused once the newest row is deleted: the delete trigger takes
+	// the old row out of the index and the queue, and a new row under that rowid is queued
+	// again, so a queued rowid is never in the index and an indexed one never queued.
+	//
+	// On a file with events, the step only queues them all (no indexing here: opening a large
+	// old cache stays quick); the syncer indexes them in the background.
+	`
+CREATE VIRTUAL TABLE events_search USING fts5(
+	id, request_id, action, principal, principal_id, user_agent, params,
+	content = '', contentless_delete = 1, detail = none, tokenize = 'trigram case_sensitive 0'
+);
+
+CREATE TABLE search_pending (rowid INTEGER PRIMARY KEY);
+-- In rowid order, read from the smallest index (not the table: gigabytes on a big file).
+INSERT INTO search_pending SELECT rowid FROM events INDEXED BY events_status_ts ORDER BY rowid;
+
+CREATE TRIGGER events_search_insert AFTER INSERT ON events BEGIN
+	INSERT OR IGNORE INTO search_pending VALUES (new.rowid);
+END;
+
+CREATE TRIGGER events_search_delete AFTER DELETE ON events BEGIN
+	DELETE FROM events_search WHERE rowid = old.rowid;
+	DELETE FROM search_pending WHERE rowid = old.rowid;
+END;
+
+-- Events are never updated in place; should one be, it is indexed again.
+CREATE TRIGGER events_search_update AFTER UPDATE ON events BEGIN
+	DELETE FROM events_search WHERE rowid = old.rowid;
+	DELETE FROM search_pending WHERE rowid = old.rowid;
+	INSERT OR IGNORE INTO search_pending VALUES (new.rowid);
+END;
+`,
 }
 
 // SchemaVersion is the user_version of a file this package has fully migrated.

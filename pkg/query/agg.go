@@ -182,7 +182,7 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		w.timeRange(from, to)
 		w.filters(q, ips, filterOpts{})
 		be, bargs := bucketExpr("ts")
-		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM events WHERE ` + w.sql() + ` GROUP BY 1, 2`
+		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM ` + w.from() + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
 		return scanCounts(ctx, db, stmt, append(bargs, w.args...), add)
 	}
 	plan, err := e.rollupPlan(ctx, db, q, r, iv)

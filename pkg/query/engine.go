@@ -38,7 +38,9 @@ type Engine struct {
 	now     func() time.Time
 	schemas sync.Map // *sql.DB → rollupSchema
 
-	noRollup bool // tests: read the events table only
+	noRollup            bool // tests: read the events table only
+	noSearchIndex       bool // tests: search by scanning, never through the search index
+	maxSearchCandidates int  // 0: DefaultMaxSearchCandidates
 }
 
 // NewEngine returns an engine reading from db.
@@ -84,6 +86,9 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 	}
 	db, err := e.pool()
 	if err != nil {
+		return nil, err
+	}
+	if err := e.planSearch(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	var frames data.Frames
@@ -133,6 +138,9 @@ func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, fi
 	}
 	db, err := e.pool()
 	if err != nil {
+		return nil, err
+	}
+	if err := e.planSearch(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	return e.values(ctx, db, field, prefix, limit, &q)

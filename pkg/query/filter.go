@@ -14,6 +14,18 @@ import (
 type where struct {
 	conds []string
 	args  []any
+
+	byRowid bool // a condition reads the search index's candidates: see from
+}
+
+// from is the table the conditions read. With search index candidates it is the events
+// table without its indexes, so that SQLite looks the few candidates up by rowid rather
+// than walking a time or action index through millions of entries and testing each.
+func (w *where) from() string {
+	if w.byRowid {
+		return "events NOT INDEXED"
+	}
+	return "events"
 }
 
 func (w *where) add(cond string, args ...any) {
@@ -83,7 +95,7 @@ func (w *where) filters(q *Query, ips []string, o filterOpts) {
 		}
 	}
 	if q.Search != "" {
-		w.search(q.Search)
+		w.search(q.Search, q.searchMatch)
 	}
 }
 
@@ -95,9 +107,17 @@ func (w *where) filters(q *Query, ips []string, o filterOpts) {
 // in the same form in the raw node (no character JSON escapes or spaces out, nothing that
 // spans tokens), a single instr over the raw node rules most rows out first. The raw node holds
 // every searched field, so the pre-check never drops a match.
-func (w *where) search(s string) {
+//
+// With match (see Engine.planSearch), the candidates are the rows the search index finds plus
+// the rows still waiting to be indexed, looked up by rowid; the exact check below stays, so the
+// answer is the same either way.
+func (w *where) search(s, match string) {
 	needle := asciiLower(s)
-	if rawSafe(needle) {
+	if match != "" {
+		w.byRowid = true
+		w.add(`rowid IN (SELECT rowid FROM events_search WHERE events_search MATCH ?
+			UNION ALL SELECT rowid FROM search_pending)`, match)
+	} else if rawSafe(needle) {
 		// LIKE folds ASCII case itself: no lowered copy of every node.
 		w.add(`raw LIKE ? ESCAPE '\'`, "%"+likeEscape(needle)+"%")
 	}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -26,7 +27,8 @@ var fixEnd = time.Date(2026, 6, 10, 12, 34, 56, 0, time.UTC)
 
 type fixture struct {
 	entries []auditlog.Entry
-	cache   *cache.Cache
+	cache   *cache.Cache // search index fully built
+	partial *cache.Cache // the same events, the first half indexed and the rest still queued
 	dir     string
 }
 
@@ -40,6 +42,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if fix != nil {
 		_ = fix.cache.Close()
+		_ = fix.partial.Close()
 		_ = os.RemoveAll(fix.dir)
 	}
 	os.Exit(code)
@@ -69,16 +72,34 @@ func buildFixture() (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.Open(filepath.Join(dir, "cache.db"), cache.Options{})
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < len(entries); i += 500 {
-		if _, err := c.InsertPage(entries[i:min(i+500, len(entries))]); err != nil {
+	f := &fixture{entries: entries, dir: dir}
+	for _, c := range []struct {
+		name    string
+		to      **cache.Cache
+		indexTo int // index the queue after the pages below this entry
+	}{{"cache.db", &f.cache, len(entries)}, {"partial.db", &f.partial, len(entries) / 2}} {
+		var err error
+		if *c.to, err = cache.Open(filepath.Join(dir, c.name), cache.Options{}); err != nil {
 			return nil, err
 		}
+		for i := 0; i < len(entries); i += 500 {
+			if _, err := (*c.to).InsertPage(entries[i:min(i+500, len(entries))]); err != nil {
+				return nil, err
+			}
+			if i+500 >= c.indexTo && i < c.indexTo {
+				for {
+					n, err := (*c.to).IndexPending(context.Background(), 1000)
+					if err != nil {
+						return nil, err
+					}
+					if n == 0 {
+						break
+					}
+				}
+			}
+		}
 	}
-	return &fixture{entries: entries, cache: c, dir: dir}, nil
+	return f, nil
 }
 
 func node(id, action, status string, ts time.Time, params string, ua, ip *string, sa, user map[string]string) json.RawMessage {

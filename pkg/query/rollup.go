@@ -19,21 +19,28 @@ import (
 // may have none); it is read once per pool.
 type rollupSchema struct {
 	hourly, values, kind, daily bool
+	search                      bool // events_search and search_pending (see search.go)
 }
 
 func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
+	s, err := e.loadSchema(ctx, db)
 	if e.noRollup {
-		return rollupSchema{}, nil
+		s = rollupSchema{search: s.search}
 	}
+	return s, err
+}
+
+func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
 	if s, ok := e.schemas.Load(db); ok {
 		return s.(rollupSchema), nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily')`)
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily', 'events_search', 'search_pending')`)
 	if err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
 	defer rows.Close()
 	var s rollupSchema
+	searchPending := false
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
@@ -48,11 +55,16 @@ func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
 			s.kind = true
 		case "rollup_daily":
 			s.daily = true
+		case "events_search":
+			s.search = true
+		case "search_pending":
+			searchPending = true
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
+	s.search = s.search && searchPending
 	e.schemas.Store(db, s)
 	return s, nil
 }
@@ -171,6 +183,7 @@ func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, l
 			return nil, err
 		}
 		w.filters(&fq, ips, opts)
+		table = w.from()
 	}
 	if prefix != "" {
 		w.add("substr(lower("+col+"), 1, length(?)) = lower(?)", prefix, prefix)

@@ -35,7 +35,7 @@ func (e *Engine) selectEvents(ctx context.Context, db *sql.DB, q *Query, r Reque
 		rawCol = "raw"
 	}
 	stmt := `SELECT id, request_id, action, status, principal, principal_id, principal_type,
-		source_ip, user_agent, ts, ` + rawCol + ` FROM events WHERE ` + w.sql() + `
+		source_ip, user_agent, ts, ` + rawCol + ` FROM ` + w.from() + ` WHERE ` + w.sql() + `
 		ORDER BY ts DESC, id DESC LIMIT ?`
 	rows, err := db.QueryContext(ctx, stmt, append(w.args, q.Limit)...)
 	if err != nil {

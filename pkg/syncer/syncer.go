@@ -60,6 +60,7 @@ const (
 	DefaultMinSlice        = time.Minute
 	DefaultPruneInterval   = time.Hour
 	DefaultPromoteInterval = 5 * time.Second
+	DefaultIndexPause      = 20 * time.Millisecond
 	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
 	MaxLookback = 180 * 24 * time.Hour
 	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
@@ -84,8 +85,13 @@ type Config struct {
 	// write lock, e.g. the instance this one replaces) tries to take over, when shorter than
 	// PollInterval.
 	PromoteInterval time.Duration
-	Clock           Clock  // real time when nil
-	Logger          Logger // discards when nil
+	// IndexBatch is how many events one search indexing transaction takes (default
+	// cache.DefaultIndexBatch); IndexPause is the pause between two, so that pages and
+	// pruning get the write lock in between (negative: none).
+	IndexBatch int
+	IndexPause time.Duration
+	Clock      Clock  // real time when nil
+	Logger     Logger // discards when nil
 	// Registerer receives the metrics; prometheus.DefaultRegisterer (served by the SDK) when nil.
 	Registerer prometheus.Registerer
 }
@@ -121,6 +127,12 @@ func (c *Config) defaults() {
 	if c.PromoteInterval <= 0 {
 		c.PromoteInterval = DefaultPromoteInterval
 	}
+	if c.IndexBatch <= 0 {
+		c.IndexBatch = cache.DefaultIndexBatch
+	}
+	if c.IndexPause == 0 {
+		c.IndexPause = DefaultIndexPause
+	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
 	}
@@ -153,10 +165,11 @@ type Syncer struct {
 
 	mu          sync.Mutex
 	cancel      context.CancelFunc // nil when not started
-	wg          sync.WaitGroup     // the loop, the backfill and the pruning goroutines
+	wg          sync.WaitGroup     // the loop, the backfill, pruning and indexing goroutines
 	liveBusy    bool
 	backfilling bool
 	pruning     bool
+	indexing    bool
 	fatal       *wiz.Error // an error that stops fetching until the next poll succeeds
 	nextSyncAt  time.Time
 	lastPrune   time.Time
@@ -244,14 +257,16 @@ func (s *Syncer) loop(ctx context.Context) {
 }
 
 // RunOnce runs one full cycle in the caller's goroutine: the live window, then the backfill
-// until it is complete or fails, then pruning when due. It returns the first error. It is
+// until it is complete or fails, then pruning when due, then search indexing until the queue
+// is empty. It returns the first error. It is
 // meant for tests and tools; a started Syncer runs cycles by itself (use RunNow with it).
 func (s *Syncer) RunOnce(ctx context.Context) error {
 	return s.cycle(ctx, true)
 }
 
 // cycle is one poll: take over the cache if its writer left, fetch the live window, make sure
-// the backfill runs, prune when due. With wait, backfill and pruning run in this goroutine.
+// the backfill runs, prune when due, then index what was stored for search. With wait,
+// backfill, pruning and indexing run in this goroutine.
 func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 	defer s.updateGauges()
 	if s.cache.ReadOnly() {
@@ -263,6 +278,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		}
 		s.log.Info("took over the cache file: the previous writer released it", "file", s.cache.Path())
 	}
+	defer s.indexAfter(ctx, wait) // only the writer indexes; also after a failed window
 	err := s.syncLive(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -315,6 +331,63 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 			s.pruning = false
 			s.mu.Unlock()
 		}()
+	}
+	return nil
+}
+
+// indexAfter drains the search queue at the end of a cycle: in this goroutine with wait, else
+// in the background unless a drain is already running (it also indexes what the backfill
+// stores meanwhile, and the next cycle starts another).
+func (s *Syncer) indexAfter(ctx context.Context, wait bool) {
+	if wait {
+		_ = s.indexSearch(ctx, false) // nothing else of this syncer writes meanwhile
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.indexing || ctx.Err() != nil {
+		return
+	}
+	s.indexing = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.indexSearch(ctx, true)
+		s.mu.Lock()
+		s.indexing = false
+		s.mu.Unlock()
+	}()
+}
+
+// indexSearch moves queued events into the search index, a short transaction at a time (with
+// a pause in between when pause is set), until the queue is empty or ctx is done. Queries find
+// queued events anyway (more slowly), so a failure is only logged; the next cycle tries again.
+func (s *Syncer) indexSearch(ctx context.Context, pause bool) error {
+	start, total := time.Now(), 0
+	for ctx.Err() == nil {
+		n, err := s.cache.IndexPending(ctx, s.cfg.IndexBatch)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, cache.ErrClosed) || errors.Is(err, cache.ErrReadOnly) {
+				return nil
+			}
+			s.log.Warn("search indexing failed", "error", err)
+			return err
+		}
+		total += n
+		if n < s.cfg.IndexBatch {
+			break
+		}
+		if pause && s.cfg.IndexPause > 0 {
+			t := time.NewTimer(s.cfg.IndexPause)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	if total >= 100*s.cfg.IndexBatch {
+		s.log.Info("indexed events for search", "events", total, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }

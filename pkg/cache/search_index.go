@@ -1,0 +1,133 @@
+package cache
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// ErrNoFTS5: the SQLite compiled into this binary has no FTS5, which the search index needs.
+var ErrNoFTS5 = errors.New(`this build of SQLite lacks FTS5: build with the Magefile, or set CGO_CFLAGS="-O2 -g -DSQLITE_ENABLE_FTS5" CGO_LDFLAGS=-lm`)
+
+// hasFTS5 asks the linked SQLite whether it was compiled with FTS5 (a variable for tests).
+var hasFTS5 = func() (bool, error) {
+	db, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var used bool
+	if err := db.QueryRow("SELECT sqlite_compileoption_used('ENABLE_FTS5')").Scan(&used); err != nil {
+		return false, fmt.Errorf("check the SQLite build: %w", err)
+	}
+	return used, nil
+}
+
+// fts5Status turns has's answer into the error Open returns.
+func fts5Status(has func() (bool, error)) error {
+	ok, err := has()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNoFTS5
+	}
+	return nil
+}
+
+// checkFTS5 fails with ErrNoFTS5 when the binary's SQLite lacks FTS5; the build is the same
+// for the whole process, so it asks once (a variable for tests).
+var checkFTS5 = sync.OnceValue(func() error { return fts5Status(hasFTS5) })
+
+// DefaultIndexBatch is a batch size for IndexPending that keeps one transaction short (tens of
+// milliseconds), so that pages being stored and checkpoints wait little for the write lock.
+const DefaultIndexBatch = 1000
+
+// indexSQL moves the queued events up to a rowid into the search index. The columns are the
+// expressions the query's exact check reads (see the schema's step 5). The raw node is JSON
+// as Wiz sent it; should one not be, json_extract fails the batch, and indexSQLGuarded (an
+// eighth slower: it parses every node twice) redoes it, indexing no parameters for that row.
+const (
+	indexSQL        = indexSQLHead + `json_extract(e.raw, '$.actionParameters')` + indexSQLTail
+	indexSQLGuarded = indexSQLHead + `iif(json_valid(e.raw), json_extract(e.raw, '$.actionParameters'))` + indexSQLTail
+	indexSQLHead    = `INSERT INTO events_search
+	(rowid, id, request_id, action, principal, principal_id, user_agent, params)
+	SELECT e.rowid, e.id, e.request_id, e.action, e.principal, e.principal_id, e.user_agent, `
+	indexSQLTail = `
+	FROM search_pending AS p CROSS JOIN events AS e ON e.rowid = p.rowid
+	WHERE p.rowid <= ?`
+)
+
+// IndexPending moves up to batch queued events (oldest rowids first) into the search index in
+// one write transaction and returns how many it moved: 0 when the queue is empty. batch <= 0
+// means DefaultIndexBatch. It returns ErrReadOnly on a cache this instance does not write.
+func (c *Cache) IndexPending(ctx context.Context, batch int) (indexed int, err error) {
+	if batch <= 0 {
+		batch = DefaultIndexBatch
+	}
+	indexed, err = c.indexBatch(ctx, batch, indexSQL)
+	if err != nil && strings.Contains(err.Error(), "malformed JSON") {
+		indexed, err = c.indexBatch(ctx, batch, indexSQLGuarded)
+	}
+	return indexed, err
+}
+
+func (c *Cache) indexBatch(ctx context.Context, batch int, stmt string) (indexed int, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	defer func() { c.checkDamage(err) }()
+	defer func() { err = noSpace(err) }()
+	db, _, err := c.writer()
+	if err != nil {
+		return 0, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var hi sql.NullInt64
+	if err := tx.QueryRowContext(ctx,
+		"SELECT max(rowid) FROM (SELECT rowid FROM search_pending ORDER BY rowid LIMIT ?)", batch).Scan(&hi); err != nil {
+		return 0, fmt.Errorf("read the search queue: %w", err)
+	}
+	if !hi.Valid {
+		return 0, tx.Rollback()
+	}
+	if _, err := tx.ExecContext(ctx, stmt, hi.Int64); err != nil {
+		return 0, fmt.Errorf("index events for search: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, "DELETE FROM search_pending WHERE rowid <= ?", hi.Int64)
+	if err != nil {
+		return 0, fmt.Errorf("index events for search: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// SearchPending counts the events not yet in the search index (through the read pool, so it
+// works read-only too). It reads the whole queue: for a status page, not for every query.
+func (c *Cache) SearchPending(ctx context.Context) (int64, error) {
+	db := c.ReadDB()
+	if db == nil {
+		return 0, ErrClosed
+	}
+	var n int64
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM search_pending").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events waiting for the search index: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,100 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"unicode/utf8"
+)
+
+// The cache keeps a search index (see its schema's step 5): events_search, a contentless FTS5
+// table with the trigram tokenizer (case folded, no positions) over the searched text of each
+// event, keyed by the events rowid, and search_pending, the rowids of the events not indexed
+// yet. The syncer drains the queue in the background.
+//
+// A search of at least three characters reads its candidates from the index: the events that
+// hold every trigram of the needle, plus every queued event. The exact check of where.search
+// then runs on those few rows only, so the answer is the scan's, with or without a queue.
+
+// DefaultMaxSearchCandidates bounds the candidates (index hits plus queued events) for which a
+// search looks events up by rowid. Beyond it (a needle found in a large share of the events, or
+// a queue not drained yet after an upgrade), walking the time range is faster.
+const DefaultMaxSearchCandidates = 50_000
+
+// maxTrigrams bounds the terms of an index query: a long needle is matched on an even sample
+// of its trigrams (still a superset of the rows that hold it).
+const maxTrigrams = 24
+
+// searchTrigrams returns the FTS5 query that finds every row holding needle (a superset: the
+// trigrams may sit apart), or "" when the index cannot help: fewer than three characters once
+// trimmed (the trigram index knows no shorter string), or text the tokenizer might read
+// differently from SQLite's own functions (invalid UTF-8, NUL).
+//
+// Each trigram is an FTS5 string ("..." with " doubled), so nothing the user typed is read as
+// query syntax: AND, NEAR, *, ^, :, -, parentheses and quotes are just text.
+func searchTrigrams(needle string) string {
+	if !utf8.ValidString(needle) || strings.IndexByte(needle, 0) >= 0 ||
+		utf8.RuneCountInString(strings.TrimSpace(needle)) < 3 {
+		return ""
+	}
+	runes := []rune(needle)
+	var grams []string
+	seen := map[string]bool{}
+	for i := 0; i+3 <= len(runes); i++ {
+		g := string(runes[i : i+3])
+		if !seen[g] {
+			seen[g] = true
+			grams = append(grams, g)
+		}
+	}
+	if len(grams) > maxTrigrams {
+		sample := make([]string, maxTrigrams)
+		for i := range sample {
+			sample[i] = grams[i*(len(grams)-1)/(maxTrigrams-1)]
+		}
+		grams = sample
+	}
+	var b strings.Builder
+	for i, g := range grams {
+		if i > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(g, `"`, `""`))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// planSearch sets q.searchMatch when the search index should supply q's candidates: a needle
+// the index can match (searchTrigrams), a cache that has the index, and at most
+// maxSearchCandidates candidates (counted with a bound, so the count stays cheap).
+func (e *Engine) planSearch(ctx context.Context, db *sql.DB, q *Query) error {
+	q.searchMatch = ""
+	if q.Search == "" || e.noSearchIndex {
+		return nil
+	}
+	match := searchTrigrams(asciiLower(q.Search))
+	if match == "" {
+		return nil
+	}
+	s, err := e.schema(ctx, db)
+	if err != nil || !s.search {
+		return err
+	}
+	limit := e.maxSearchCandidates
+	if limit <= 0 {
+		limit = DefaultMaxSearchCandidates
+	}
+	var n int64
+	err = db.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM (SELECT 1 FROM events_search WHERE events_search MATCH ?1 LIMIT ?2)) +
+		(SELECT count(*) FROM (SELECT 1 FROM search_pending LIMIT ?2))`, match, limit+1).Scan(&n)
+	if err != nil {
+		return queryErr("search", err)
+	}
+	if n <= int64(limit) {
+		q.searchMatch = match
+	}
+	return nil
+}
