@@ -284,6 +284,12 @@ var benchQueries = []benchQuery{
 	{"timeseries-action-30d-1h", `{"queryType":"timeseries","groupBy":"action"}`, benchSpan, time.Hour},
 	{"top-principal-30d", `{"queryType":"top","groupBy":"principal"}`, benchSpan, 0},
 	{"search-rare-30d", `{"queryType":"logs","search":"` + benchNeedle + `"}`, benchSpan, 0},
+	// A needle in about one event in 800 (four hex digits: ids, request ids, client ids): the
+	// index path with thousands of candidates. And one in a fifth of the events: too many
+	// candidates, so the range walk that stops at the limit.
+	{"search-medium-30d", `{"queryType":"logs","search":"7E57"}`, benchSpan, 0},
+	{"search-common-30d", `{"queryType":"logs","search":"posture 1"}`, benchSpan, 0},
+	{"search-rare-30d-timeseries", `{"queryType":"timeseries","search":"` + benchNeedle + `"}`, benchSpan, time.Hour},
 	{"logs-failed-logins-24h", `{"queryType":"logs","actions":["Login"],"statuses":["FAILED"]}`, 24 * time.Hour, 0},
 	{"timeseries-cidr-7d-1h", `{"queryType":"timeseries","sourceIps":["10.0.0.0/8"]}`, 7 * 24 * time.Hour, time.Hour},
 	{"values-principal-sa", `{"queryType":"values","field":"principal","principalType":"serviceAccount"}`, 0, 0},

@@ -95,7 +95,7 @@ func (w *where) filters(q *Query, ips []string, o filterOpts) {
 		}
 	}
 	if q.Search != "" {
-		w.search(q.Search, q.searchMatch)
+		w.search(q.Search, q.searchRowids)
 	}
 }
 
@@ -108,15 +108,14 @@ func (w *where) filters(q *Query, ips []string, o filterOpts) {
 // spans tokens), a single instr over the raw node rules most rows out first. The raw node holds
 // every searched field, so the pre-check never drops a match.
 //
-// With match (see Engine.planSearch), the candidates are the rows the search index finds plus
-// the rows still waiting to be indexed, looked up by rowid; the exact check below stays, so the
-// answer is the same either way.
-func (w *where) search(s, match string) {
+// With candidates (a JSON array of rowids, see Engine.planSearch: what the search index finds
+// plus the events still waiting to be indexed), only those rows are looked up, by rowid; the
+// exact check below stays, so the answer is the same either way.
+func (w *where) search(s, candidates string) {
 	needle := asciiLower(s)
-	if match != "" {
+	if candidates != "" {
 		w.byRowid = true
-		w.add(`rowid IN (SELECT rowid FROM events_search WHERE events_search MATCH ?
-			UNION ALL SELECT rowid FROM search_pending)`, match)
+		w.add(`rowid IN (SELECT value FROM json_each(?))`, candidates)
 	} else if rawSafe(needle) {
 		// LIKE folds ASCII case itself: no lowered copy of every node.
 		w.add(`raw LIKE ? ESCAPE '\'`, "%"+likeEscape(needle)+"%")

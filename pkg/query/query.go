@@ -98,8 +98,8 @@ type Query struct {
 	Field         string // values: the field whose values are listed
 	Limit         int    // defaulted for logs, table, top and values; 0 for timeseries means all series
 
-	prefixes    []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
-	searchMatch string         // the search index query for Search; "" to scan (Engine.planSearch)
+	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
+	searchRowids string         // JSON array of the search candidates' rowids; "" to scan (Engine.planSearch)
 }
 
 // stringList accepts a JSON array of strings, a single string (a template variable that

@@ -14,7 +14,7 @@ import (
 //
 // A search of at least three characters reads its candidates from the index: the events that
 // hold every trigram of the needle, plus every queued event. The exact check of where.search
-// then runs on those few rows only, so the answer is the scan's, with or without a queue.
+// then runs on those rows only, so the answer is the scan's, with or without a queue.
 
 // DefaultMaxSearchCandidates bounds the candidates (index hits plus queued events) for which a
 // search looks events up by rowid. Beyond it (a needle found in a large share of the events, or
@@ -66,11 +66,17 @@ func searchTrigrams(needle string) string {
 	return b.String()
 }
 
-// planSearch sets q.searchMatch when the search index should supply q's candidates: a needle
+// planSearch sets q.searchRowids when the search index should supply q's candidates: a needle
 // the index can match (searchTrigrams), a cache that has the index, and at most
-// maxSearchCandidates candidates (counted with a bound, so the count stays cheap).
+// maxSearchCandidates candidates. The candidates are read once, here, and every statement of
+// the query looks them up by rowid.
+//
+// They come from one read transaction and the statements run in later ones: an event stored
+// in between is not among them (as if the query had come a moment earlier), and one pruned in
+// between is not found; a rowid reused meanwhile holds another event, which the exact check
+// judges on its own text. So no answer holds an event that does not match.
 func (e *Engine) planSearch(ctx context.Context, db *sql.DB, q *Query) error {
-	q.searchMatch = ""
+	q.searchRowids = ""
 	if q.Search == "" || e.noSearchIndex {
 		return nil
 	}
@@ -86,15 +92,17 @@ func (e *Engine) planSearch(ctx context.Context, db *sql.DB, q *Query) error {
 	if limit <= 0 {
 		limit = DefaultMaxSearchCandidates
 	}
-	var n int64
-	err = db.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM (SELECT 1 FROM events_search WHERE events_search MATCH ?1 LIMIT ?2)) +
-		(SELECT count(*) FROM (SELECT 1 FROM search_pending LIMIT ?2))`, match, limit+1).Scan(&n)
+	// One row back (the list built by SQLite): no round trip per candidate.
+	var n int
+	var ids string
+	err = db.QueryRowContext(ctx, `SELECT count(*), json_group_array(rowid) FROM (
+		SELECT rowid FROM events_search WHERE events_search MATCH ?
+		UNION ALL SELECT rowid FROM search_pending LIMIT ?)`, match, limit+1).Scan(&n, &ids)
 	if err != nil {
 		return queryErr("search", err)
 	}
-	if n <= int64(limit) {
-		q.searchMatch = match
+	if n <= limit {
+		q.searchRowids = ids
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ func TestSearchPlan(t *testing.T) {
 		{"full", full, "zebra", true},
 		{"full", full, "ZEBRA-cross", true},
 		{"full", full, "login", true},
+		{"full", full, "qqq-nowhere", true}, // no candidates at all: an empty list, not the scan
 		{"full", full, "ze", false},
 		{"full", full, "", false},
 		{"partial", partial, "zebra", true},
@@ -74,7 +75,7 @@ func TestSearchPlan(t *testing.T) {
 		if err := c.e.planSearch(context.Background(), c.e.db(), &q); err != nil {
 			t.Fatal(err)
 		}
-		if got := q.searchMatch != ""; got != c.index {
+		if got := q.searchRowids != ""; got != c.index {
 			t.Errorf("%s, search %q: index used = %v, want %v", c.name, c.search, got, c.index)
 		}
 	}

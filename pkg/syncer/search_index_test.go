@@ -74,7 +74,7 @@ func TestBackgroundIndexingStopsPromptly(t *testing.T) {
 	c, _ := tempCache(t)
 	// A big queue, as after opening a cache written before the search index existed.
 	rng := rand.New(rand.NewSource(8))
-	const total = 30000
+	const total = 8000
 	for i := 0; i < total; i += 1000 {
 		page := src.generate(rng, 1000, t0.Add(-30*24*time.Hour), t0.Add(-24*time.Hour))
 		if _, err := c.InsertPage(page); err != nil {
@@ -82,12 +82,12 @@ func TestBackgroundIndexingStopsPromptly(t *testing.T) {
 		}
 	}
 	cfg := testConfig(clock)
-	cfg.IndexBatch = 200
+	cfg.IndexBatch = 100
 	cfg.IndexPause = 5 * time.Millisecond
 	s := New(c, src, cfg)
 	s.Start()
 	deadline := time.Now().Add(20 * time.Second)
-	for pendingCount(t, c) > total-1000 {
+	for pendingCount(t, c) > total-300 {
 		if time.Now().After(deadline) {
 			t.Fatal("background indexing made no progress")
 		}
