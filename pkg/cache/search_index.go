@@ -50,6 +50,8 @@ const DefaultIndexBatch = 1000
 // expressions the query's exact check reads (see the schema's step 5). The raw node is JSON
 // as Wiz sent it; should one not be, json_extract fails the batch, and indexSQLGuarded (an
 // eighth slower: it parses every node twice) redoes it, indexing no parameters for that row.
+// Both index exactly what the schema's delete trigger (which uses the guarded expression)
+// takes out again: FTS5's 'delete' command needs the values that were indexed.
 const (
 	indexSQL        = indexSQLHead + `json_extract(e.raw, '$.actionParameters')` + indexSQLTail
 	indexSQLGuarded = indexSQLHead + `iif(json_valid(e.raw), json_extract(e.raw, '$.actionParameters'))` + indexSQLTail

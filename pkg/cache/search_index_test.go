@@ -139,6 +139,23 @@ func TestSearchIndexMigratesOldFile(t *testing.T) {
 			t.Errorf("%q found %v, want %v", needle, got, want)
 		}
 	}
+	// Deleting takes each row's indexed values out again, the unreadable node's too.
+	mustExec(t, c.writeDB, "DELETE FROM events")
+	checkSearchIndex(t, c)
+	if got := indexedRowids(t, rdb); len(got) != 0 {
+		t.Fatalf("still indexed after deleting every event: %v", got)
+	}
+	for _, needle := range []string{"needle-alpha", "e-ten", "login", "carol", "e-e", "not"} {
+		if got := found(t, rdb, needle); len(got) != 0 {
+			t.Errorf("%q still found %v", needle, got)
+		}
+	}
+}
+
+// checkSearchIndex runs FTS5's own consistency check of the index.
+func checkSearchIndex(t testing.TB, c *Cache) {
+	t.Helper()
+	mustExec(t, c.writeDB, "INSERT INTO events_search (events_search) VALUES ('integrity-check')")
 }
 
 func TestSearchQueueFollowsInsertsAndPruning(t *testing.T) {
@@ -203,6 +220,14 @@ func TestSearchQueueFollowsInsertsAndPruning(t *testing.T) {
 	if got := found(t, rdb, all[12].ID); !slices.Equal(got, []int64{rowidOf(t, rdb, all[12].ID)}) {
 		t.Fatalf("an event indexed again is not found: %v", got)
 	}
+	// Every remaining event is still found by its id; no pruned one is.
+	for i, e := range all {
+		got := found(t, rdb, e.ID)
+		if i < 10 && len(got) != 0 || i >= 10 && !slices.Equal(got, []int64{rowidOf(t, rdb, e.ID)}) {
+			t.Fatalf("event %d (%s): found %v", i, e.ID, got)
+		}
+	}
+	checkSearchIndex(t, c)
 }
 
 func TestSearchIndexRowidReuse(t *testing.T) {
@@ -264,6 +289,7 @@ func TestSearchIndexRowidReuse(t *testing.T) {
 	if got := found(t, rdb, "fresh-2"); !slices.Equal(got, []int64{top}) {
 		t.Fatalf("found %v", got)
 	}
+	checkSearchIndex(t, c)
 }
 
 func TestIndexPendingNeedsTheWriter(t *testing.T) {
