@@ -97,6 +97,13 @@ func TestFullSyncThroughThePlugin(t *testing.T) {
 		t.Error("the client secret reached the logs")
 	}
 
+	// Wiz sees who is calling: the plugin id and the version of the build.
+	for _, r := range e.tenant.Requests() {
+		if r.UserAgent != "seed-wizauditlogs-datasource/1.0.0" {
+			t.Fatalf("User-Agent %q", r.UserAgent)
+		}
+	}
+
 	// When Grafana stops the plugin, the cache is closed cleanly: the write-ahead log is
 	// folded into the file, so the .sqlite file alone holds the events.
 	e.plugin.Close()

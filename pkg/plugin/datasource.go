@@ -15,6 +15,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/httpclient"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/instancemgmt"
 	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
+	"github.com/grafana/grafana-plugin-sdk-go/build/buildinfo"
 
 	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/query"
@@ -26,9 +27,14 @@ import (
 // ID is the plugin id Grafana knows it by.
 const ID = "seed-wizauditlogs-datasource"
 
-// Version is set at build time by the SDK's build (main.version is not visible here), and
-// only feeds the User-Agent.
-var Version = "1.0.0"
+// userAgent names the plugin and the version the SDK's build recorded (package.json's).
+func userAgent() string {
+	version := "dev"
+	if info, err := buildinfo.GetBuildInfo(); err == nil && info.Version != "" {
+		version = info.Version
+	}
+	return ID + "/" + version
+}
 
 var (
 	_ backend.CheckHealthHandler    = (*Datasource)(nil)
@@ -91,7 +97,7 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 		ClientID:          d.settings.ClientID,
 		ClientSecret:      d.settings.ClientSecret,
 		RequestsPerSecond: d.settings.RequestsPerSecond,
-		UserAgent:         ID + "/" + Version,
+		UserAgent:         userAgent(),
 		HTTPClient:        hc,
 		// The syncer is built below, before anything can call the client.
 		OnRetry: func(kind wiz.Kind, _ time.Duration) { d.syncer.NoteRetry(kind.String()) },
