@@ -78,46 +78,30 @@ func (c *Cache) IndexPending(ctx context.Context, batch int) (indexed int, err e
 }
 
 func (c *Cache) indexBatch(ctx context.Context, batch int, stmt string) (indexed int, err error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	defer func() { c.checkDamage(err) }()
-	defer func() { err = noSpace(err) }()
-	db, _, err := c.writer()
-	if err != nil {
-		return 0, err
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
+	err = c.inWriteTx(ctx, func(tx *sql.Tx, _ *sql.Stmt) error {
+		var hi sql.NullInt64
+		if err := tx.QueryRowContext(ctx,
+			"SELECT max(rowid) FROM (SELECT rowid FROM search_pending ORDER BY rowid LIMIT ?)", batch).Scan(&hi); err != nil {
+			return fmt.Errorf("read the search queue: %w", err)
 		}
-	}()
-	var hi sql.NullInt64
-	if err := tx.QueryRowContext(ctx,
-		"SELECT max(rowid) FROM (SELECT rowid FROM search_pending ORDER BY rowid LIMIT ?)", batch).Scan(&hi); err != nil {
-		return 0, fmt.Errorf("read the search queue: %w", err)
-	}
-	if !hi.Valid {
-		return 0, tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, stmt, hi.Int64); err != nil {
-		return 0, fmt.Errorf("index events for search: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, "DELETE FROM search_pending WHERE rowid <= ?", hi.Int64)
-	if err != nil {
-		return 0, fmt.Errorf("index events for search: %w", err)
-	}
-	n, err := res.RowsAffected()
+		if !hi.Valid {
+			return nil // the queue is empty
+		}
+		if _, err := tx.ExecContext(ctx, stmt, hi.Int64); err != nil {
+			return fmt.Errorf("index events for search: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM search_pending WHERE rowid <= ?", hi.Int64)
+		if err != nil {
+			return fmt.Errorf("index events for search: %w", err)
+		}
+		n, err := res.RowsAffected()
+		indexed = int(n)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	return int(n), nil
+	return indexed, nil
 }
 
 // SearchPending counts the events not yet in the search index (through the read pool, so it

@@ -80,25 +80,8 @@ func (c *Cache) InsertPage(entries []auditlog.Entry) (inserted int, err error) {
 
 // Apply stores entries and a state update in one transaction.
 func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	defer func() { c.checkDamage(err) }()
-	defer func() { err = noSpace(err) }()
-	db, stmt, err := c.writer()
-	if err != nil {
-		return 0, err
-	}
 	ctx := context.Background() // a page is committed whole even when the caller is stopping
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	if len(entries) > 0 {
+	err = c.inWriteTx(ctx, func(tx *sql.Tx, stmt *sql.Stmt) error {
 		// Rows go in groups of insertChunk per statement: one cgo round trip per group
 		// instead of one per row roughly doubles the ingest rate.
 		args := make([]any, 0, insertChunk*insertCols)
@@ -108,39 +91,57 @@ func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err err
 			for i := range entries[:n] {
 				args = appendRow(args, &entries[i])
 			}
-			q := stmt
-			if n < insertChunk {
-				q = nil
-			}
 			var res sql.Result
-			if q != nil {
-				res, err = tx.StmtContext(ctx, q).ExecContext(ctx, args...)
+			var err error
+			if n == insertChunk {
+				res, err = tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 			} else {
 				res, err = tx.ExecContext(ctx, insertSQLFor(n), args...)
 			}
 			if err != nil {
-				return 0, fmt.Errorf("insert entries: %w", err)
+				return fmt.Errorf("insert entries: %w", err)
 			}
 			k, err := res.RowsAffected()
 			if err != nil {
-				return 0, err
+				return err
 			}
 			inserted += int(k)
 			entries = entries[n:]
 		}
 		if inserted > 0 {
 			if _, err := tx.ExecContext(ctx, "UPDATE sync_state SET event_count = event_count + ?", inserted); err != nil {
-				return 0, err
+				return err
 			}
 		}
-	}
-	if err := applyState(ctx, tx, u); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
+		return applyState(ctx, tx, u)
+	})
+	if err != nil {
 		return 0, err
 	}
 	return inserted, nil
+}
+
+// inWriteTx runs fn in one write transaction, committed only when fn succeeds. Writers take
+// turns (one writer connection); a failure is checked for a damaged file and a full disk is
+// reported as such. stmt is the prepared insert of insertChunk rows.
+func (c *Cache) inWriteTx(ctx context.Context, fn func(tx *sql.Tx, stmt *sql.Stmt) error) (err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	defer func() { c.checkDamage(err) }()
+	defer func() { err = noSpace(err) }()
+	db, stmt, err := c.writer()
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx, stmt); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // SetState applies a state update on its own.
@@ -290,31 +291,20 @@ func (c *Cache) Prune(ctx context.Context, before time.Time) (deleted int, err e
 }
 
 func (c *Cache) pruneBatch(cut int64) (n int, err error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	defer func() { c.checkDamage(err) }()
-	db, _, err := c.writer()
-	if err != nil {
-		return 0, err
-	}
-	tx, err := db.Begin()
-	if err != nil {
-		return 0, err
-	}
-	res, err := tx.Exec(`DELETE FROM events WHERE rowid IN
-		(SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT ?)`, cut, c.opts.PruneBatch)
-	if err != nil {
-		_ = tx.Rollback()
-		return 0, err
-	}
-	k, _ := res.RowsAffected()
-	if k > 0 {
-		if _, err := tx.Exec("UPDATE sync_state SET event_count = max(0, event_count - ?)", k); err != nil {
-			_ = tx.Rollback()
-			return 0, err
+	err = c.inWriteTx(context.Background(), func(tx *sql.Tx, _ *sql.Stmt) error {
+		res, err := tx.Exec(`DELETE FROM events WHERE rowid IN
+			(SELECT rowid FROM events WHERE ts < ? ORDER BY ts LIMIT ?)`, cut, c.opts.PruneBatch)
+		if err != nil {
+			return err
 		}
-	}
-	return int(k), tx.Commit()
+		k, _ := res.RowsAffected()
+		n = int(k)
+		if k > 0 {
+			_, err = tx.Exec("UPDATE sync_state SET event_count = max(0, event_count - ?)", k)
+		}
+		return err
+	})
+	return n, err
 }
 
 func (c *Cache) writer() (*sql.DB, *sql.Stmt, error) {
