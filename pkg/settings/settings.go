@@ -10,12 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
 // Defaults and bounds from the product contract.
@@ -157,7 +158,7 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 		if u, err := checkURL(apiURL); err != nil {
 			fail("apiUrl", "%v", err)
 		} else {
-			s.APIURL = graphQLEndpoint(u)
+			s.APIURL, _ = wiz.NormalizeAPIURL(u.String()) // checkURL applied the same rules
 		}
 	} else if s.DataCenter != "" && dataCenterPattern.MatchString(s.DataCenter) {
 		s.APIURL = "https://api." + s.DataCenter + ".app.wiz.io/graphql"
@@ -255,31 +256,13 @@ func checkURL(raw string) (*url.URL, error) {
 	switch strings.ToLower(u.Scheme) {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !wiz.IsLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("%q uses plain http to a non-loopback host: use https (http is only allowed for localhost)", truncate(raw))
 		}
 	default:
 		return nil, fmt.Errorf("%q must start with https://", truncate(raw))
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// graphQLEndpoint accepts the URL with or without the /graphql suffix.
-func graphQLEndpoint(u *url.URL) string {
-	c := *u
-	c.Path = strings.TrimRight(c.Path, "/")
-	if !strings.HasSuffix(c.Path, "/graphql") {
-		c.Path += "/graphql"
-	}
-	return c.String()
 }
 
 func parseDate(s string) (time.Time, error) {

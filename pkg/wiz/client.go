@@ -192,14 +192,16 @@ func checkURL(what, raw string) error {
 	if u.User != nil {
 		return &Error{Kind: KindSettings, Message: fmt.Sprintf("the %s must not contain credentials", what)}
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
 		return &Error{Kind: KindSettings, Message: fmt.Sprintf(
 			"the %s %q uses plain http: only https is allowed, except to a loopback address", what, raw)}
 	}
 	return nil
 }
 
-func isLoopback(host string) bool {
+// IsLoopback tells whether host is localhost or a loopback address: the only hosts plain
+// http may reach (tokens and audit data never travel in clear text elsewhere).
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -291,7 +293,7 @@ func withSafeRedirects(hc *http.Client) *http.Client {
 	c := *hc
 	next := hc.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()) {
+		if req.URL.Scheme != "https" && !IsLoopback(req.URL.Hostname()) {
 			return fmt.Errorf("the Wiz API redirected to %s://%s: only https is followed", req.URL.Scheme, req.URL.Host)
 		}
 		if next != nil {

@@ -56,7 +56,7 @@ func newTokenCache(c *Client) *tokenCache {
 	// The client secret is in the token request's body, which Go re-sends on a 307 or 308
 	// redirect: never follow the token endpoint to another host, nor off https.
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) > 0 && (req.URL.Host != via[0].URL.Host || (req.URL.Scheme != "https" && !isLoopback(req.URL.Hostname()))) {
+		if len(via) > 0 && (req.URL.Host != via[0].URL.Host || (req.URL.Scheme != "https" && !IsLoopback(req.URL.Hostname()))) {
 			return fmt.Errorf("the token endpoint redirected to %s://%s; the client secret is only sent to the configured token URL",
 				req.URL.Scheme, req.URL.Host)
 		}
