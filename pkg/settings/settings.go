@@ -26,12 +26,12 @@ const (
 	DefaultRequestsPerSecond = 1.0
 	MaxRequestsPerSecond     = 10.0
 	DefaultPageSize          = 500
-	MaxPageSize              = 500
+	MaxPageSize              = wiz.MaxPageSize
 	DefaultRetentionDays     = 400
 	// MaxLookback is how far back Wiz keeps audit entries; backfill never asks for more.
-	MaxLookback = 180 * 24 * time.Hour
+	MaxLookback = wiz.Retention
 	// DefaultAuthURL is the token endpoint of current commercial tenants.
-	DefaultAuthURL = "https://auth.app.wiz.io/oauth/token"
+	DefaultAuthURL = wiz.DefaultAuthURL
 )
 
 // Secret keys of secureJsonData, as the config editor writes them.

@@ -62,7 +62,7 @@ const (
 	DefaultPromoteInterval = 5 * time.Second
 	DefaultIndexPause      = 20 * time.Millisecond
 	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
-	MaxLookback = 180 * 24 * time.Hour
+	MaxLookback = wiz.Retention
 	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
 	// that a burst of activity rarely makes a slice reach the cap.
 	sliceTarget = wiz.ResultCap / 2

@@ -8,6 +8,9 @@ import (
 // before it stops answering with more, even though more exist.
 const ResultCap = 10000
 
+// Retention is how long Wiz keeps audit entries: nothing older can be fetched.
+const Retention = 180 * 24 * time.Hour
+
 // MaxPageSize is the largest `first` the client sends.
 const MaxPageSize = 500
 
