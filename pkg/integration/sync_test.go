@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,12 @@ func TestFullSyncThroughThePlugin(t *testing.T) {
 		t.Fatal(res.Error)
 	}
 	frame := res.Frames[0]
+	// The range starts before the backfill start: the frame says from when the cache is whole.
+	if frame.Meta == nil || !slices.ContainsFunc(frame.Meta.Notices, func(n data.Notice) bool {
+		return strings.Contains(n.Text, "the cache holds events from "+st.Backfill.From.Format(time.RFC3339))
+	}) {
+		t.Errorf("no coverage notice on a range older than the backfill: %+v", frame.Meta)
+	}
 	ids := frame.Fields[fieldIndex(t, frame, "id")]
 	params := frame.Fields[fieldIndex(t, frame, "actionParameters")]
 	got := map[string]json.RawMessage{}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/settings"
 	"github.com/seed/wizauditlogs/pkg/syncer"
 )
@@ -45,18 +44,5 @@ func TestStalenessForAlerts(t *testing.T) {
 	d.settings.PollInterval = 10 * time.Minute // 3 polls = 30 minutes
 	if got := d.staleness(syncer.Status{SyncedUpTo: at(20 * time.Minute)}, now); got != "" {
 		t.Errorf("a slow poll interval widens the limit: %q", got)
-	}
-}
-
-func TestCoveredFrom(t *testing.T) {
-	t.Parallel()
-	h := func(n int) time.Time { return time.Date(2026, 11, 1, n, 0, 0, 0, time.UTC) }
-	st := cache.State{LiveStart: h(20), Covered: []cache.Interval{{From: h(1), To: h(5)}, {From: h(10), To: h(20)}}}
-	if got := coveredFrom(st); !got.Equal(h(10)) {
-		t.Errorf("covered from %v, want %v: the gap before 10:00 breaks the coverage", got, h(10))
-	}
-	st.Covered = nil
-	if got := coveredFrom(st); !got.Equal(h(20)) {
-		t.Errorf("no backfill: covered from %v, want the live start", got)
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
-	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/query"
 	"github.com/seed/wizauditlogs/pkg/syncer"
 )
@@ -92,22 +91,9 @@ func (d *Datasource) freshness(st syncer.Status) query.Freshness {
 	if st.LastError != nil {
 		f.SyncError = *st.LastError
 	}
-	if state, err := d.cache.State(); err == nil && !state.LiveStart.IsZero() {
-		f.BackfillFrom = coveredFrom(state)
+	if st.CoveredFrom != nil {
+		f.BackfillFrom = *st.CoveredFrom
 		f.BackfillDone = st.Backfill == nil || st.Backfill.Done >= 1
 	}
 	return f
-}
-
-// coveredFrom is where the cache's unbroken coverage begins: the live tail covers everything
-// from LiveStart on, and the backfill's covered intervals extend that back, newest first.
-func coveredFrom(state cache.State) time.Time {
-	from := state.LiveStart
-	for i := len(state.Covered) - 1; i >= 0; i-- {
-		iv := state.Covered[i]
-		if iv.From.Before(from) && !iv.To.Before(from.Add(-time.Second)) {
-			from = iv.From
-		}
-	}
-	return from
 }

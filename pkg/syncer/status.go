@@ -29,6 +29,10 @@ type Status struct {
 	CacheFile  string     `json:"cacheFile"`
 	CacheBytes int64      `json:"cacheBytes"`
 
+	// CoveredFrom: the cache holds every event from here up to SyncedUpTo (null before the
+	// first live window). Before it, events are missing: not backfilled (yet).
+	CoveredFrom *time.Time `json:"coveredFrom"`
+
 	// Beyond the contract:
 	// ErrorKind classifies the error behind state "error" (authentication, authorization, …).
 	ErrorKind string `json:"errorKind,omitempty"`
@@ -84,6 +88,9 @@ func (s *Syncer) Status() Status {
 		st.Notices = append(st.Notices, "sync state unavailable: "+err.Error())
 	}
 	st.SyncedUpTo, st.LastSyncAt = timePtr(state.SyncedUpTo), timePtr(state.LastSyncAt)
+	if !state.LiveStart.IsZero() {
+		st.CoveredFrom = timePtr(coveredFrom(state))
+	}
 	switch {
 	case fatal != nil:
 		msg := fatal.Message
@@ -111,6 +118,19 @@ func (s *Syncer) backfillStatus(state cache.State, now time.Time) *Backfill {
 		b.To = b.From
 	}
 	return b
+}
+
+// coveredFrom is where the cache's unbroken coverage begins: the live tail holds everything
+// from LiveStart on, and the backfilled intervals that reach it extend that back.
+func coveredFrom(state cache.State) time.Time {
+	from := state.LiveStart
+	for i := len(state.Covered) - 1; i >= 0; i-- {
+		iv := state.Covered[i]
+		if iv.From.Before(from) && !iv.To.Before(from.Add(-time.Second)) {
+			from = iv.From
+		}
+	}
+	return from
 }
 
 // updateGauges refreshes the gauges from the cache.
