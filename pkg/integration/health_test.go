@@ -11,6 +11,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
 	"github.com/seed/wizauditlogs/pkg/pluginharness"
+	"github.com/seed/wizauditlogs/pkg/wizfake"
 )
 
 func TestHealthNamesTheBadField(t *testing.T) {
@@ -70,4 +71,30 @@ const secret = "sup3r-s3cret-value-7f3a"
 
 func creds() map[string]string {
 	return map[string]string{"clientId": "test-client", "clientSecret": secret}
+}
+
+// TestHealthWarnings: the health check is OK but says when the backfill start was clamped to
+// Wiz's 180 days, and when no cache_dir is set so the cache lands in a temporary directory.
+func TestHealthWarnings(t *testing.T) {
+	t.Parallel()
+	e := prepareEnv(t, wizfake.Options{Seed: 2, Events: 10}, map[string]any{"backfillStart": "2020-01-01"})
+	tmp := t.TempDir()
+	// As Grafana 12.4 starts plugins: no cache_dir, no data path, no HOME; only TMPDIR here so
+	// that the test writes in its own directory.
+	e.plugin = pluginharness.Start(t, pluginharness.Options{Env: []string{"TMPDIR=" + tmp}})
+	res, err := e.plugin.CheckHealth(context.Background(), e.ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"OK: ", "older than the 180 days", "temporary directory", "cache_dir"} {
+		if !strings.Contains(res.Message, want) {
+			t.Errorf("health %v %q lacks %q", res.Status, res.Message, want)
+		}
+	}
+	if res.Status != backend.HealthStatusOk {
+		t.Errorf("status %v", res.Status)
+	}
+	if st := e.status(); !strings.HasPrefix(st.CacheFile, tmp) {
+		t.Errorf("cache file %s is not under the temporary directory %s", st.CacheFile, tmp)
+	}
 }

@@ -127,6 +127,7 @@ func Start(t testing.TB, opts Options) *Plugin {
 			"data":        &grpcplugin.DataGRPCPlugin{},
 		}},
 		Cmd:              cmd,
+		SkipHostEnv:      true, // go-plugin would otherwise append this process's environment
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "plugin", Output: logs, Level: hclog.Trace, JSONFormat: true,
