@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -178,6 +180,11 @@ func (t *Tenant) genEvent(seed uint64, ts time.Time) Event {
 		u := p.Principal
 		ev.User = &u
 	}
+	// Now and then an administrative action instead, from a draw of its own so that every
+	// other event stays what it was.
+	if a := (rng{s: seed ^ 0xad417}); a.chance(adminShare) {
+		ev.Action = AdminActions[a.intn(len(AdminActions))]
+	}
 	ev.RequestID = uuidFrom(r.next(), r.next())
 	login := ev.Action == "Login" || ev.Action == " user Login"
 	if login {
@@ -199,6 +206,9 @@ func (t *Tenant) genEvent(seed uint64, ts time.Time) Event {
 }
 
 func genParams(r *rng, ev Event, p *principal) json.RawMessage {
+	if slices.Contains(AdminActions, ev.Action) {
+		return AdminParams(ev.Action, r.next())
+	}
 	var v any
 	switch ev.Action {
 	case "Login", " user Login":
@@ -254,5 +264,71 @@ func genParams(r *rng, ev Event, p *principal) json.RawMessage {
 		v = map[string]any{}
 	}
 	b, _ := json.Marshal(v) // maps of plain values always marshal
+	return b
+}
+
+// AdminActions are the administrative actions that the Wiz detections of SIEMs watch: service
+// accounts, users and roles, login, SAML and IP settings, detection and automation rules,
+// ignore rules and malware exclusions, scanner settings, connectors and integrations. About
+// one generated event in 300 is one of them.
+var AdminActions = []string{
+	"CreateServiceAccount", "UpdateServiceAccount", "DeleteServiceAccount", "RotateServiceAccountSecret",
+	"CreateUser", "DeleteUser", "CreateUserRole", "UpdateUserRole", "DeleteUserRole",
+	"UpdateLoginSettings", "CreateSAMLIdentityProvider", "UpdateSAMLIdentityProvider", "DeleteSAMLIdentityProvider",
+	"ModifySAMLIdentityProviderGroupMappings", "UpdateIPRestrictions", "RevokeUserSessions",
+	"UpdateCloudConfigurationRule", "DeleteCloudConfigurationRule", "UpdateCloudEventRule", "DeleteCloudEventRule",
+	"UpdateHostConfigurationRule", "DeleteHostConfigurationRule", "UpdateAutomationRule", "DeleteAutomationRule",
+	"CreateIgnoreRule", "UpdateIgnoreRule", "DeleteIgnoreRule", "CreateMalwareExclusion", "UpdateMalwareExclusion",
+	"UpdateScannerSettings", "UpdateConnector", "DeleteConnector", "UpdateIntegration", "DeleteIntegration",
+}
+
+const adminShare = 1.0 / 300
+
+// AdminParams returns actionParameters for one of AdminActions as Wiz records them (the
+// mutation's GraphQL variables and selection), derived from seed. CreateUser names one of the
+// roles users have, GLOBAL_ADMIN among them.
+func AdminParams(action string, seed uint64) json.RawMessage {
+	r := rng{s: seed}
+	id := uuidFrom(r.next(), r.next())
+	name := saNames[r.intn(len(saNames))] + "-" + r.alnum(4)
+	var input map[string]any
+	switch action {
+	case "RotateServiceAccountSecret":
+		b, _ := json.Marshal(map[string]any{"ID": r.alnum(52), "selection": []any{"__typename",
+			map[string]any{"serviceAccount": []string{"__typename", "id", "clientId", "lastRotatedAt", "clientSecret"}}}})
+		return b
+	case "CreateServiceAccount":
+		input = map[string]any{"name": name, "type": "THIRD_PARTY", "scopes": saScopes[r.intn(len(saScopes))], "assignedProjectIds": nil}
+	case "CreateUser":
+		first, last := userFirst[r.intn(len(userFirst))], userLast[r.intn(len(userLast))]
+		input = map[string]any{"name": first + " " + last, "email": first + "." + last + "@example.com",
+			"role": roles[r.intn(len(roles))], "assignedProjectIds": nil, "expiresAt": nil}
+	case "CreateUserRole":
+		input = map[string]any{"name": "role-" + r.alnum(6), "scopes": saScopes[r.intn(len(saScopes))]}
+	case "CreateSAMLIdentityProvider":
+		input = map[string]any{"name": "okta-" + r.alnum(4), "issuerURL": "http://www.okta.com/" + r.alnum(20),
+			"loginURL": "https://example.okta.com/app/wiz/sso/saml", "useProviderManagedRoles": r.chance(0.5)}
+	case "ModifySAMLIdentityProviderGroupMappings":
+		input = map[string]any{"id": id, "patch": map[string]any{"upsert": map[string]any{"groupMappings": []any{
+			map[string]any{"providerGroupId": "wiz-" + strings.ToLower(roles[r.intn(len(roles))]), "role": roles[r.intn(len(roles))], "projects": nil}}}}}
+	case "UpdateLoginSettings":
+		input = map[string]any{"patch": map[string]any{"approvedUserDomains": []string{"example.com", "example.org"}}}
+	case "UpdateIPRestrictions":
+		input = map[string]any{"serviceAccountAccessAllowedIPs": []string{"203.0.113.0/24", "10.0.0.0/8"},
+			"userAccessAllowedIPs": []string{"198.51.100.0/24"}}
+	case "UpdateScannerSettings":
+		input = map[string]any{"patch": map[string]any{"prioritizeActiveComputeResourcesForVulnerabilityScanning": r.chance(0.5)}}
+	case "CreateIgnoreRule":
+		input = map[string]any{"name": "accepted risk " + r.alnum(4), "reason": "WONT_FIX", "expiredAt": nil,
+			"conditions": map[string]any{"projectId": []string{id}}}
+	case "CreateMalwareExclusion":
+		input = map[string]any{"name": name, "paths": []string{"/opt/" + r.alnum(6)}, "resourceIDs": []string{uuidFrom(r.next(), r.next())}}
+	default:
+		input = map[string]any{"id": id}
+		if strings.HasPrefix(action, "Update") {
+			input["patch"] = map[string]any{"enabled": r.chance(0.5)}
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"input": input, "selection": []string{"__typename", "_stub"}}) // plain values always marshal
 	return b
 }
