@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,7 +105,7 @@ func TestDetectionPack(t *testing.T) {
 				// The configuration rules count exactly their trigger's events.
 				if w.count > 0 {
 					if got := vars["B"]; len(got) != 1 || got[0].num == nil || *got[0].num != float64(w.count) {
-						t.Errorf("B = %+v, want %d events of %s", got, w.count, w.labels)
+						t.Errorf("B = %s, want %d events of {%s}", describe(got), w.count, w.labels)
 					}
 				}
 			})
@@ -241,4 +242,19 @@ func detectionScenario(t *testing.T, tenant *wizfake.Tenant, now, quiet time.Tim
 		t.Fatal(err)
 	}
 	return want
+}
+
+func describe(vals []exprValue) string {
+	var parts []string
+	for _, v := range vals {
+		switch {
+		case v.kind == kindNoData:
+			parts = append(parts, "no data")
+		case v.num != nil:
+			parts = append(parts, fmt.Sprintf("{%s} %g", v.labels, *v.num))
+		default:
+			parts = append(parts, fmt.Sprintf("{%s} %v", v.labels, v.series))
+		}
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
