@@ -214,8 +214,8 @@ func checkAlertRules(t *testing.T, e *env, path string, uids map[string]bool) {
 	alert := map[string]string{backend.FromAlertHeaderName: "true"}
 	for _, g := range file.Groups {
 		for _, r := range g.Rules {
-			if r.UID == "" || r.Title == "" || r.Condition == "" {
-				t.Errorf("rule %q: uid, title and condition are required", r.Title)
+			if r.UID == "" || len(r.UID) > 40 || r.Title == "" || r.Condition == "" {
+				t.Errorf("rule %q: uid (at most 40 characters, Grafana's limit), title and condition are required", r.Title)
 			}
 			plugin := 0
 			for _, d := range r.Data {
