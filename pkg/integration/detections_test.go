@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
@@ -102,6 +103,7 @@ func TestDetectionPack(t *testing.T) {
 				if len(firing) != 1 || firing[w.labels.String()] == 0 {
 					t.Errorf("fires %v on its trigger, want exactly {%s}", firing, w.labels)
 				}
+				renderAnnotations(t, r, w.labels, vars)
 				// The configuration rules count exactly their trigger's events.
 				if w.count > 0 {
 					if got := vars["B"]; len(got) != 1 || got[0].num == nil || *got[0].num != float64(w.count) {
@@ -255,4 +257,33 @@ func describe(vals []exprValue) string {
 		}
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// renderAnnotations expands a firing rule's annotations as Grafana does (Go templates with
+// $labels and $values), so that a summary naming a label the rule does not have fails.
+func renderAnnotations(t *testing.T, r alertRule, labels data.Labels, vars map[string][]exprValue) {
+	type value struct {
+		Labels data.Labels
+		Value  float64
+	}
+	values := map[string]value{} // each reduced refId's value for this instance
+	for ref, vs := range vars {
+		for _, v := range vs {
+			if v.num != nil && (v.labels.Equals(labels) || len(vs) == 1) {
+				values[ref] = value{Labels: v.labels, Value: *v.num}
+			}
+		}
+	}
+	for name, text := range r.Annotations {
+		tmpl, err := template.New(name).Option("missingkey=error").
+			Parse("{{- $labels := .Labels -}}{{- $values := .Values -}}" + text)
+		if err != nil {
+			t.Errorf("annotation %s: %v", name, err)
+			continue
+		}
+		var b strings.Builder
+		if err := tmpl.Execute(&b, map[string]any{"Labels": map[string]string(labels), "Values": values}); err != nil {
+			t.Errorf("annotation %s: %v", name, err)
+		}
+	}
 }
