@@ -40,7 +40,8 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	msg := "OK: " + strings.Join(parts, ", ")
 	var warnings []string
 	if d.settings.BackfillClamped {
-		warnings = append(warnings, "backfillStart is older than the 180 days Wiz keeps: the backfill starts at "+d.settings.BackfillStart.Format(time.DateOnly))
+		warnings = append(warnings, fmt.Sprintf("backfillStart is older than the %d days Wiz keeps: the backfill starts at %s",
+			wiz.Retention/(24*time.Hour), d.settings.BackfillStart.Format(time.DateOnly)))
 	}
 	if st.LastError != nil {
 		warnings = append(warnings, "the last sync failed: "+*st.LastError)

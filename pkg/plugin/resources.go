@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -12,9 +13,6 @@ import (
 
 	"github.com/seed/wizauditlogs/pkg/query"
 )
-
-// maxValuesLimit bounds a values answer: it feeds dropdowns.
-const maxValuesLimit = 10000
 
 // CallResource serves the resource endpoints of PRODUCT.md.
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
@@ -60,11 +58,11 @@ func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, d.setupErr.Error())
 		return
 	}
-	limit := 1000
+	limit := query.DefaultValuesLimit
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxValuesLimit {
-			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 10000")
+		if err != nil || n < 1 || n > query.MaxValuesLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a whole number from 1 to %d", query.MaxValuesLimit))
 			return
 		}
 		limit = n

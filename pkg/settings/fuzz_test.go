@@ -197,7 +197,7 @@ func checkLoaded(t *testing.T, s Settings, jsonData []byte) {
 			t.Errorf("backfillStart %s is not UTC", s.BackfillStart)
 		}
 	}
-	if s.BackfillClamped && !s.BackfillStart.Equal(fuzzNow.Add(-MaxLookback)) {
+	if s.BackfillClamped && !s.BackfillStart.Equal(fuzzNow.Add(-wiz.Retention)) {
 		t.Errorf("clamped backfillStart %s, want now-180d", s.BackfillStart)
 	}
 	if s.ClientID == "" || s.ClientSecret == "" {
