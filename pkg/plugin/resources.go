@@ -21,9 +21,21 @@ func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResource
 
 func newResources(d *Datasource) backend.CallResourceHandler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /sync/status", d.handleStatus)
-	mux.HandleFunc("POST /sync/run", d.handleRun)
-	mux.HandleFunc("GET /values/{field}", d.handleValues)
+	for _, rt := range []struct {
+		method, path string
+		handle       http.HandlerFunc
+	}{
+		{http.MethodGet, "/sync/status", d.handleStatus},
+		{http.MethodPost, "/sync/run", d.handleRun},
+		{http.MethodGet, "/values/{field}", d.handleValues},
+	} {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.handle)
+		// Without this, the catch-all below would answer a known path with the wrong method.
+		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", rt.method)
+			writeError(w, http.StatusMethodNotAllowed, r.URL.Path+" takes "+rt.method+", not "+r.Method)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path+" (try GET sync/status, POST sync/run or GET values/<field>)")
 	})
