@@ -69,7 +69,7 @@ func TestQueryDataErrors(t *testing.T) {
 		name    string
 		setup   func(t *testing.T, f *fixture)
 		alert   bool
-		queries map[string]string           // refId → query JSON
+		queries map[string]string         // refId → query JSON
 		want    map[string]backend.Status // refId → status
 		message map[string]string         // refId → part of the error
 	}{
