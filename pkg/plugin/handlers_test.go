@@ -3,10 +3,13 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 // fixture is a fake tenant and the data source settings that point at it.
 type fixture struct {
 	tenant   *wizfake.Tenant
+	conns    atomic.Int64 // open connections to the tenant
 	jsonData map[string]any
 	secrets  map[string]string
 	cacheDir string
@@ -29,17 +33,25 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts wizfake.Options) *fixture {
 	t.Helper()
-	tenant, srv := wizfake.NewServer(opts)
+	tenant := wizfake.New(opts)
+	srv := httptest.NewUnstartedServer(tenant)
 	t.Cleanup(srv.Close)
 	f := &fixture{
-		tenant: tenant,
-		jsonData: map[string]any{
-			"apiUrl": wizfake.GraphQLURL(srv.URL), "authUrl": wizfake.TokenURL(srv.URL),
-			"pollInterval": "10s", "requestsPerSecond": 10,
-		},
+		tenant:   tenant,
+		jsonData: map[string]any{"pollInterval": "10s", "requestsPerSecond": 10},
 		secrets:  map[string]string{"clientId": tenant.ClientID(), "clientSecret": tenant.ClientSecret()},
 		cacheDir: t.TempDir(),
 	}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			f.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			f.conns.Add(-1)
+		}
+	}
+	srv.Start()
+	f.jsonData["apiUrl"], f.jsonData["authUrl"] = wizfake.GraphQLURL(srv.URL), wizfake.TokenURL(srv.URL)
 	return f
 }
 
@@ -268,5 +280,26 @@ func TestHealthCheckOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDisposeClosesIdleConnections: a disposed instance leaves no connection open to Wiz
+// (Grafana replaces the instance at every settings change).
+func TestDisposeClosesIdleConnections(t *testing.T) {
+	f := newFixture(t, wizfake.Options{Seed: 5, Events: 10})
+	d := f.start(t)
+	if res, err := d.CheckHealth(context.Background(), &backend.CheckHealthRequest{}); err != nil || res.Status != backend.HealthStatusOk {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if f.conns.Load() == 0 {
+		t.Fatal("no connection to the tenant after a health check")
+	}
+	d.Dispose()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.conns.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open 5 s after Dispose", f.conns.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
