@@ -47,9 +47,9 @@ describe('validateSettings', () => {
 describe('validateUrl', () => {
   // The backend's cases (pkg/settings/testdata/url_rule.json): the config editor must agree with
   // the backend on every one of them.
-  const { cases } = JSON.parse(
-    readFileSync(join(__dirname, '../pkg/settings/testdata/url_rule.json'), 'utf8')
-  ) as { cases: Array<{ url: string; error?: string }> };
+  const { cases } = JSON.parse(readFileSync(join(__dirname, '../pkg/settings/testdata/url_rule.json'), 'utf8')) as {
+    cases: Array<{ url: string; error?: string }>;
+  };
 
   it('reads the shared cases', () => expect(cases.length).toBeGreaterThan(10));
   it.each(cases.filter((c) => !c.error).map((c) => c.url))('accepts %p', (url) =>
