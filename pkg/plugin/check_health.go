@@ -58,7 +58,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	return &backend.CheckHealthResult{Status: backend.HealthStatusOk, Message: msg}, nil
 }
 
-// accessMessage words a failed access check in the contract's terms.
+// accessMessage words a failed access check as the health check documents it (docs/sync.md).
 func accessMessage(err error) string {
 	msg := err.Error()
 	switch wiz.KindOf(err) {

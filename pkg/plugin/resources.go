@@ -14,7 +14,7 @@ import (
 	"github.com/seed/wizauditlogs/pkg/query"
 )
 
-// CallResource serves the resource endpoints of PRODUCT.md.
+// CallResource serves the resource endpoints (docs/sync.md, "Resource endpoints").
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	return d.resources.CallResource(ctx, req, sender)
 }
