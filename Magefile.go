@@ -60,7 +60,8 @@ func withCgo(cfg build.Config) (build.Config, error) {
 		cfg.Env["CC"] = cc
 	}
 	// SQLite's full-text index (FTS5, used by the search filter) is compiled in through the
-	// C flags, since the SDK's build takes no extra Go build tags. scripts/test.sh exports the
+	// C flags: the SDK's build passes its own -tags, which replace any in GOFLAGS, so
+	// go-sqlite3's sqlite_fts5 tag would not reach the binaries. scripts/test.sh exports the
 	// same flags for go test.
 	cfg.Env["CGO_CFLAGS"] = "-O2 -g -DSQLITE_ENABLE_FTS5"
 	cfg.Env["CGO_LDFLAGS"] = "-lm"

@@ -24,7 +24,12 @@ step "dependencies"
 npm ci --no-audit --no-fund --loglevel=error
 go mod download
 
-step "go format and vet"
+step "go format, module files and vet"
+if ! tidy=$(go mod tidy -diff); then
+  echo "go.mod or go.sum is not tidy: run go mod tidy and commit the result. It would change:"
+  echo "$tidy"
+  exit 1
+fi
 unformatted=$(gofmt -l pkg Magefile.go)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted"

@@ -1,3 +1,5 @@
+import { readFileSync } from 'fs';
+import { join } from 'path';
 import { ipInRange, isIPOrCIDR } from './ip';
 import { checkBackfillStart, parseGoDuration, validateSettings, validateSourceIp, validateUrl } from './validation';
 
@@ -43,18 +45,19 @@ describe('validateSettings', () => {
 });
 
 describe('validateUrl', () => {
-  it.each([
-    'https://api.us1.app.wiz.io/graphql',
-    'http://localhost:8080',
-    'http://127.0.0.1/graphql',
-    'http://[::1]:9/',
-  ])('accepts %s', (url) => expect(validateUrl(url, '')).toBeUndefined());
-  it.each([
-    ['http://api.example.com', /plain http/],
-    ['ftp://x', /must start with https/],
-    ['api.example.com', /not an absolute URL/],
-    ['https://user:pw@example.com', /credentials/],
-  ])('rejects %s', (url, message) => expect(validateUrl(url, '')).toMatch(message));
+  // The backend's cases (pkg/settings/testdata/url_rule.json): the config editor must agree with
+  // the backend on every one of them.
+  const { cases } = JSON.parse(readFileSync(join(__dirname, '../pkg/settings/testdata/url_rule.json'), 'utf8')) as {
+    cases: Array<{ url: string; error?: string }>;
+  };
+
+  it('reads the shared cases', () => expect(cases.length).toBeGreaterThan(10));
+  it.each(cases.filter((c) => !c.error).map((c) => c.url))('accepts %p', (url) =>
+    expect(validateUrl(url, '')).toBeUndefined()
+  );
+  it.each(cases.filter((c) => c.error).map((c) => [c.url, c.error!]))('rejects %p (%s)', (url, fragment) =>
+    expect(validateUrl(url, '')).toContain(fragment)
+  );
 });
 
 describe('checkBackfillStart', () => {

@@ -30,21 +30,34 @@ export function validateDataCenter(dataCenter: string | undefined, apiUrl: strin
   return undefined;
 }
 
+// The URL parser writes an IPv4-mapped address in hex: [::ffff:127.0.0.1] becomes [::ffff:7f00:1].
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::ffff:127.0.0.1';
+  return (
+    host === 'localhost' ||
+    host === '::1' ||
+    /^127\.\d+\.\d+\.\d+$/.test(host) ||
+    /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host)
+  );
 }
 
-/** https URLs, or http ones to a loopback host only: tokens and audit data never travel in clear text. */
+/**
+ * https URLs, or http ones to a loopback host only: tokens and audit data never travel in clear text.
+ * A copy of the backend's rule (wiz.CheckURL) for instant feedback; both run the cases of
+ * pkg/settings/testdata/url_rule.json.
+ */
 export function validateUrl(raw: string | undefined, example: string): string | undefined {
   const value = (raw ?? '').trim();
   if (value === '') {
     return undefined;
   }
-  let url: URL;
+  let url: URL | undefined;
   try {
     url = new URL(value);
   } catch {
+    url = undefined;
+  }
+  if (url === undefined || url.hostname === '') {
     return `"${value}" is not an absolute URL such as ${example}`;
   }
   if (url.username !== '' || url.password !== '') {

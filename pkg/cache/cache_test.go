@@ -583,16 +583,6 @@ func TestClosedCache(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
-	a := Fingerprint("us17", "api-url", "client")
-	if a != Fingerprint("us17", "api-url", "client") || len(a) != 64 {
-		t.Fatal("not stable")
-	}
-	if a == Fingerprint("us17", "api-url", "other") || Fingerprint("ab", "c") == Fingerprint("a", "bc") {
-		t.Fatal("collides")
-	}
-}
-
 func TestDamageFoundInUseSetAsideAtNextOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ds.db")
 	c := mustOpen(t, path, Options{Fingerprint: "fp", QuickCheckMaxBytes: 1})

@@ -1,9 +1,7 @@
 package cache
 
 import (
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"os"
 	"time"
@@ -42,16 +40,4 @@ func (c *Cache) Stats() (Stats, error) {
 		}
 	}
 	return s, nil
-}
-
-// Fingerprint hashes what identifies a tenant and its service account (for example the data
-// center or API URL, and the client id) into a value for Options.Fingerprint. Never pass a
-// secret: the fingerprint is stored in the file in clear.
-func Fingerprint(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0}) // ("ab","c") and ("a","bc") differ
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

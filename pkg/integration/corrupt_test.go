@@ -148,7 +148,7 @@ func setAsideFiles(t *testing.T, dir, base string) []string {
 	return out
 }
 
-// statusNotices reads the notices of sync/status (beyond the contract's fields).
+// statusNotices reads the notices of sync/status (an admin field, docs/sync.md).
 func statusNotices(t *testing.T, e *env) []string {
 	t.Helper()
 	var st struct {

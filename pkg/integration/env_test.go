@@ -35,7 +35,7 @@ func (e *env) start() {
 	e.plugin = pluginharness.Start(e.t, pluginharness.Options{Env: []string{"GF_PLUGIN_CACHE_DIR=" + e.cacheDir}})
 }
 
-// syncStatus is GET sync/status as PRODUCT.md defines it.
+// syncStatus is GET sync/status as docs/sync.md defines it.
 type syncStatus struct {
 	State      string     `json:"state"`
 	Events     int64      `json:"events"`
@@ -94,7 +94,7 @@ func (e *env) call(user *backend.User, method, path string, body []byte) *plugin
 	return res
 }
 
-// query runs one query (JSON of the PRODUCT.md query model) over [from, to].
+// query runs one query (JSON of the query model, docs/query-model.md) over [from, to].
 func (e *env) query(headers map[string]string, from, to time.Time, q map[string]any) backend.DataResponse {
 	e.t.Helper()
 	raw, err := json.Marshal(q)

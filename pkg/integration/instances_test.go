@@ -18,7 +18,7 @@ func slowBackfillEnv(t *testing.T, seed int64) *env {
 		map[string]any{"backfillStart": now.Add(-11 * 24 * time.Hour).Format(time.RFC3339), "pageSize": 50})
 }
 
-// writerStatus is sync/status with the fields beyond the contract this test needs.
+// writerStatus is sync/status with the admin fields (docs/sync.md) this test needs.
 type writerStatus struct {
 	syncStatus
 	ReadOnly bool     `json:"readOnly"`

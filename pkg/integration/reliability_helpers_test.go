@@ -48,7 +48,7 @@ func (e *env) startWrapped(wrapper []string) {
 	})
 }
 
-// expectedCacheFile is where PRODUCT.md puts the data source's cache: one file per org and UID.
+// expectedCacheFile is where the data source's cache lives: one file per org and UID.
 func (e *env) expectedCacheFile() string {
 	return filepath.Join(e.cacheDir, "org1-"+e.ds.UID+".sqlite")
 }

@@ -186,6 +186,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	for _, ph := range phases {
 		before := e.tenant.Stats()
+		lastErr := errorText(status(ph.name + " before"))
 		if ph.expire {
 			e.tenant.ExpireTokens()
 		}
@@ -193,13 +194,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 			e.tenant.Inject(f)
 		}
 		call(ph.name, editor, "POST", "sync/run")
-		waitStats(t, e, ph.name, func(s wizfake.Stats) bool {
+		faulted := waitStats(t, e, ph.name, func(s wizfake.Stats) bool {
 			if ph.tokenRe {
 				return s.TokenRefused > before.TokenRefused
 			}
 			return s.Outcomes[ph.outcome] > before.Outcomes[ph.outcome]
 		})
-		time.Sleep(100 * time.Millisecond) // let the plugin handle the answer
+		// The plugin has handled the answer once it asks the tenant again (a retry, a new
+		// token, the next page) or reports a new error.
+		e.waitFor(ph.name+": the plugin to handle the answer", 30*time.Second, func(st syncStatus) bool {
+			return requestCount(e.tenant.Stats()) > requestCount(faulted) || errorText(st) != lastErr
+		})
 		st := status(ph.name)
 		if st.LastError != nil {
 			got.add(ph.name+" lastError", []byte(*st.LastError))
@@ -324,16 +329,30 @@ func TestSecretsNeverLeak(t *testing.T) {
 	t.Logf("searched %d captured parts (%d bytes) for %d needles (%d tokens issued)", len(got.parts), got.bytes(), len(needles), len(tokens))
 }
 
-// waitStats polls the tenant's counters until cond holds.
-func waitStats(t *testing.T, e *env, what string, cond func(wizfake.Stats) bool) {
+// waitStats polls the tenant's counters until cond holds, and returns the counters that met it.
+func waitStats(t *testing.T, e *env, what string, cond func(wizfake.Stats) bool) wizfake.Stats {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for !cond(e.tenant.Stats()) {
+	for {
+		s := e.tenant.Stats()
+		if cond(s) {
+			return s
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: the tenant never saw it; stats %+v\n%s", what, e.tenant.Stats(), tail(e.plugin.Logs(), 3000))
+			t.Fatalf("%s: the tenant never saw it; stats %+v\n%s", what, s, tail(e.plugin.Logs(), 3000))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// requestCount is every request the tenant has received.
+func requestCount(s wizfake.Stats) int { return s.GraphQLRequests + s.TokenRequests }
+
+func errorText(st syncStatus) string {
+	if st.LastError == nil {
+		return ""
+	}
+	return *st.LastError
 }
 
 func roleOf(u *backend.User) string {

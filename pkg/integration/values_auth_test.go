@@ -53,10 +53,10 @@ func TestResourceAuthorization(t *testing.T) {
 		{viewer, "GET", "values/", 404, ""},
 		{viewer, "GET", "values/action/extra", 404, ""},
 		{viewer, "GET", "nothing/here", 404, "no such resource"},
-		{viewer, "GET", "sync/run", 404, ""},
-		{viewer, "DELETE", "sync/status", 404, ""},
-		{viewer, "PUT", "values/action", 404, ""},
-		{editor, "POST", "values/action", 404, ""},
+		{viewer, "GET", "sync/run", 405, "takes POST"},
+		{viewer, "DELETE", "sync/status", 405, "takes GET"},
+		{viewer, "PUT", "values/action", 405, "takes GET"},
+		{editor, "POST", "values/action", 405, "takes GET"},
 	}
 	for _, field := range []string{"action", "status", "principal", "principalType", "sourceIp", "userAgent"} {
 		cases = append(cases, tc{viewer, "GET", "values/" + field, 200, "["}, tc{noRole, "GET", "values/" + field, 200, "["})

@@ -40,7 +40,8 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	msg := "OK: " + strings.Join(parts, ", ")
 	var warnings []string
 	if d.settings.BackfillClamped {
-		warnings = append(warnings, "backfillStart is older than the 180 days Wiz keeps: the backfill starts at "+d.settings.BackfillStart.Format(time.DateOnly))
+		warnings = append(warnings, fmt.Sprintf("backfillStart is older than the %d days Wiz keeps: the backfill starts at %s",
+			wiz.Retention/(24*time.Hour), d.settings.BackfillStart.Format(time.DateOnly)))
 	}
 	if st.LastError != nil {
 		warnings = append(warnings, "the last sync failed: "+*st.LastError)
@@ -57,7 +58,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	return &backend.CheckHealthResult{Status: backend.HealthStatusOk, Message: msg}, nil
 }
 
-// accessMessage words a failed access check in the contract's terms.
+// accessMessage words a failed access check as the health check documents it (docs/sync.md).
 func accessMessage(err error) string {
 	msg := err.Error()
 	switch wiz.KindOf(err) {

@@ -51,6 +51,7 @@ type Datasource struct {
 	setupErr  error // settings or cache problem; nothing below is set when it is
 	location  settings.CacheLocation
 	client    *wiz.Client
+	transport *http.Transport // under the client's middlewares: Dispose closes its idle connections
 	cache     *cache.Cache
 	syncer    *syncer.Syncer
 	engine    *query.Engine
@@ -87,10 +88,11 @@ func (e *settingsError) Error() string { return "invalid settings: " + joinLines
 func (e *settingsError) Unwrap() error { return e.err }
 
 func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSettings) error {
-	hc, err := newHTTPClient(ctx, dsi)
+	hc, transport, err := newHTTPClient(ctx, dsi)
 	if err != nil {
 		return err
 	}
+	d.transport = transport
 	d.client, err = wiz.New(wiz.Config{
 		APIURL:            d.settings.APIURL,
 		AuthURL:           d.settings.AuthURL,
@@ -123,23 +125,34 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 	return nil
 }
 
-// newHTTPClient builds the transport from Grafana's settings (proxy, tracing), with TLS
-// verification always on and no basic auth: the Wiz client sets its own bearer token.
-func newHTTPClient(ctx context.Context, dsi backend.DataSourceInstanceSettings) (*http.Client, error) {
+// newHTTPClient builds the client from Grafana's settings (proxy, tracing), with TLS
+// verification always on and no basic auth: the Wiz client sets its own bearer token. It also
+// returns the transport under the SDK's middlewares, which do not pass CloseIdleConnections on.
+func newHTTPClient(ctx context.Context, dsi backend.DataSourceInstanceSettings) (*http.Client, *http.Transport, error) {
 	opts, err := dsi.HTTPClientOptions(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("HTTP client options: %w", err)
+		return nil, nil, fmt.Errorf("HTTP client options: %w", err)
 	}
 	opts.BasicAuth = nil
 	if opts.TLS != nil {
 		opts.TLS.InsecureSkipVerify = false
 	}
 	opts.Timeouts = nil // the Wiz client bounds each attempt itself
-	return httpclient.New(opts)
+	var transport *http.Transport
+	configure := opts.ConfigureTransport
+	opts.ConfigureTransport = func(o httpclient.Options, t *http.Transport) {
+		if configure != nil {
+			configure(o, t)
+		}
+		transport = t
+	}
+	hc, err := httpclient.New(opts)
+	return hc, transport, err
 }
 
-// Dispose stops the syncer (an in-flight page is committed whole or not at all) and closes
-// the cache. Grafana calls it when the settings change or the instance is evicted.
+// Dispose stops the syncer (an in-flight page is committed whole or not at all), closes the
+// cache and the idle connections to Wiz. Grafana calls it when the settings change or the
+// instance is evicted.
 func (d *Datasource) Dispose() {
 	instances.remove(d)
 	if d.syncer != nil {
@@ -149,6 +162,9 @@ func (d *Datasource) Dispose() {
 		if err := d.cache.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
 			d.logger.Warn("closing the cache", "error", err.Error())
 		}
+	}
+	if d.transport != nil {
+		d.transport.CloseIdleConnections()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -13,19 +14,28 @@ import (
 	"github.com/seed/wizauditlogs/pkg/query"
 )
 
-// maxValuesLimit bounds a values answer: it feeds dropdowns.
-const maxValuesLimit = 10000
-
-// CallResource serves the resource endpoints of PRODUCT.md.
+// CallResource serves the resource endpoints (docs/sync.md, "Resource endpoints").
 func (d *Datasource) CallResource(ctx context.Context, req *backend.CallResourceRequest, sender backend.CallResourceResponseSender) error {
 	return d.resources.CallResource(ctx, req, sender)
 }
 
 func newResources(d *Datasource) backend.CallResourceHandler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /sync/status", d.handleStatus)
-	mux.HandleFunc("POST /sync/run", d.handleRun)
-	mux.HandleFunc("GET /values/{field}", d.handleValues)
+	for _, rt := range []struct {
+		method, path string
+		handle       http.HandlerFunc
+	}{
+		{http.MethodGet, "/sync/status", d.handleStatus},
+		{http.MethodPost, "/sync/run", d.handleRun},
+		{http.MethodGet, "/values/{field}", d.handleValues},
+	} {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.handle)
+		// Without this, the catch-all below would answer a known path with the wrong method.
+		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", rt.method)
+			writeError(w, http.StatusMethodNotAllowed, r.URL.Path+" takes "+rt.method+", not "+r.Method)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such resource: "+r.Method+" "+r.URL.Path+" (try GET sync/status, POST sync/run or GET values/<field>)")
 	})
@@ -60,11 +70,11 @@ func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, d.setupErr.Error())
 		return
 	}
-	limit := 1000
+	limit := query.DefaultValuesLimit
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxValuesLimit {
-			writeError(w, http.StatusBadRequest, "limit must be a whole number from 1 to 10000")
+		if err != nil || n < 1 || n > query.MaxValuesLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a whole number from 1 to %d", query.MaxValuesLimit))
 			return
 		}
 		limit = n

@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzParse: any JSON (or not-JSON) a panel, a provisioning file or an API caller sends either
-// parses into a query whose every field is within the contract, or is refused with a user
+// parses into a query whose every field is within the query model (docs/query-model.md), or is refused with a user
 // error that names the problem. Never a panic.
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{

@@ -1,6 +1,6 @@
-// Package query answers the plugin's query model (see the product contract, "Query model")
-// from the SQLite cache: it parses and validates a query's JSON, runs it against the cache's
-// read-only pool with bound parameters only, and builds the data frames Grafana shows.
+// Package query answers the plugin's query model (docs/query-model.md) from the SQLite cache:
+// it parses and validates a query's JSON, runs it against the cache's read-only pool with bound
+// parameters only, and builds the data frames Grafana shows.
 //
 // It knows Grafana's data frames but not its backend types: the Grafana glue maps a returned
 // *Error (a user's mistake) to a downstream error response, any other error to a plugin one.

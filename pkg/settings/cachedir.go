@@ -21,7 +21,7 @@ type CacheLocation struct {
 // CacheDirName is the folder made under Grafana's data directory or a fallback.
 const CacheDirName = "seed-wizauditlogs"
 
-// ResolveCacheLocation applies the contract's order: the cache_dir key of the plugin's
+// ResolveCacheLocation applies this order (README, "Install into an existing Grafana"): the cache_dir key of the plugin's
 // grafana.ini section (GF_PLUGIN_CACHE_DIR), then $GF_PATHS_DATA/seed-wizauditlogs, then the
 // user cache directory, then the temporary directory. getenv is os.Getenv outside tests.
 func ResolveCacheLocation(getenv func(string) string) CacheLocation {

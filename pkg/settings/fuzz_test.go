@@ -19,7 +19,7 @@ const fuzzSecret = "FUZZ-s3cr3t-7f2c9e1a-DO-NOT-LEAK"
 // fuzzNow is the reference clock of FuzzLoad.
 var fuzzNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// knownFields are the keys a FieldError may name: the settings of the product contract, plus
+// knownFields are the keys a FieldError may name: the documented settings (README, "Settings"), plus
 // "jsonData" for a document that is not an object at all.
 var knownFields = map[string]bool{
 	"dataCenter": true, "apiUrl": true, "authUrl": true, "backfillStart": true, "pollInterval": true,
@@ -28,7 +28,7 @@ var knownFields = map[string]bool{
 }
 
 // FuzzLoad feeds arbitrary jsonData (and a few shapes of secrets) to Load. Load must never
-// panic; what it accepts must respect every bound of the product contract (and be accepted by
+// panic; what it accepts must respect every documented bound (and be accepted by
 // the Wiz client too); what it refuses must be explained only by *FieldError values naming a
 // known setting, or by ErrNotConfigured, and never quote the client secret.
 //
@@ -197,7 +197,7 @@ func checkLoaded(t *testing.T, s Settings, jsonData []byte) {
 			t.Errorf("backfillStart %s is not UTC", s.BackfillStart)
 		}
 	}
-	if s.BackfillClamped && !s.BackfillStart.Equal(fuzzNow.Add(-MaxLookback)) {
+	if s.BackfillClamped && !s.BackfillStart.Equal(fuzzNow.Add(-wiz.Retention)) {
 		t.Errorf("clamped backfillStart %s, want now-180d", s.BackfillStart)
 	}
 	if s.ClientID == "" || s.ClientSecret == "" {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,7 +18,7 @@ import (
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
-// Defaults and bounds from the product contract.
+// Defaults and bounds of the settings. The syncer's zero values take the same defaults.
 const (
 	DefaultPollInterval      = time.Minute
 	MinPollInterval          = 10 * time.Second
@@ -28,8 +27,6 @@ const (
 	DefaultPageSize          = 500
 	MaxPageSize              = wiz.MaxPageSize
 	DefaultRetentionDays     = 400
-	// MaxLookback is how far back Wiz keeps audit entries; backfill never asks for more.
-	MaxLookback = wiz.Retention
 	// DefaultAuthURL is the token endpoint of current commercial tenants.
 	DefaultAuthURL = wiz.DefaultAuthURL
 )
@@ -49,7 +46,8 @@ type Settings struct {
 	AuthURL    string
 
 	// BackfillStart is zero when no history is wanted. BackfillClamped tells that the
-	// configured start was older than MaxLookback and was moved to now - MaxLookback.
+	// configured start was older than Wiz keeps entries (wiz.Retention) and was moved to
+	// now - wiz.Retention.
 	BackfillStart   time.Time
 	BackfillClamped bool
 
@@ -155,10 +153,10 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 		fail("dataCenter", "is required (the short code from Tenant Info in the Wiz portal, such as us1, us17 or eu2), unless apiUrl is set")
 	}
 	if apiURL != "" {
-		if u, err := checkURL(apiURL); err != nil {
+		if _, err := wiz.CheckURL(apiURL); err != nil {
 			fail("apiUrl", "%v", err)
 		} else {
-			s.APIURL, _ = wiz.NormalizeAPIURL(u.String()) // checkURL applied the same rules
+			s.APIURL, _ = wiz.NormalizeAPIURL(apiURL) // CheckURL accepted it
 		}
 	} else if s.DataCenter != "" && dataCenterPattern.MatchString(s.DataCenter) {
 		s.APIURL = "https://api." + s.DataCenter + ".app.wiz.io/graphql"
@@ -166,7 +164,7 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 
 	s.AuthURL = DefaultAuthURL
 	if authURL := strings.TrimSpace(jd.AuthURL); authURL != "" {
-		if u, err := checkURL(authURL); err != nil {
+		if u, err := wiz.CheckURL(authURL); err != nil {
 			fail("authUrl", "%v", err)
 		} else {
 			s.AuthURL = u.String()
@@ -179,9 +177,9 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 		case err != nil:
 			fail("backfillStart", "%q is not a date: use RFC 3339, such as 2026-06-01 or 2026-06-01T00:00:00Z", truncate(bs))
 		case t.After(now):
-			fail("backfillStart", "%s is in the future: choose a date in the last 180 days", t.Format(time.RFC3339))
-		case t.Before(now.Add(-MaxLookback)):
-			s.BackfillStart, s.BackfillClamped = now.Add(-MaxLookback).UTC(), true
+			fail("backfillStart", "%s is in the future: choose a date in the last %d days", t.Format(time.RFC3339), wiz.Retention/(24*time.Hour))
+		case t.Before(now.Add(-wiz.Retention)):
+			s.BackfillStart, s.BackfillClamped = now.Add(-wiz.Retention).UTC(), true
 		default:
 			s.BackfillStart = t.UTC()
 		}
@@ -214,7 +212,7 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 	if jd.PageSize.set {
 		n, err := strconv.Atoi(jd.PageSize.raw)
 		if err != nil || n < 1 || n > MaxPageSize {
-			fail("pageSize", "must be a whole number from 1 to 500 (got %s)", truncate(jd.PageSize.raw))
+			fail("pageSize", "must be a whole number from 1 to %d (got %s)", MaxPageSize, truncate(jd.PageSize.raw))
 		} else {
 			s.PageSize = n
 		}
@@ -241,28 +239,6 @@ func Load(rawJSON []byte, secure map[string]string, now time.Time) (Settings, er
 		fail(SecretClientSecret, "is not configured: enter the Wiz service account's Client Secret")
 	}
 	return s, errors.Join(errs...)
-}
-
-// checkURL accepts https URLs, and http ones only to a loopback host: tokens and audit data
-// never travel in clear text.
-func checkURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("%q is not an absolute URL such as https://api.us17.app.wiz.io/graphql", truncate(raw))
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("must not carry credentials in the URL")
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-	case "http":
-		if !wiz.IsLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("%q uses plain http to a non-loopback host: use https (http is only allowed for localhost)", truncate(raw))
-		}
-	default:
-		return nil, fmt.Errorf("%q must start with https://", truncate(raw))
-	}
-	return u, nil
 }
 
 func parseDate(s string) (time.Time, error) {

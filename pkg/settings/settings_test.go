@@ -62,7 +62,7 @@ func TestBackfillClampedTo180Days(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.BackfillClamped || !s.BackfillStart.Equal(now.Add(-MaxLookback)) {
+	if !s.BackfillClamped || !s.BackfillStart.Equal(now.Add(-180*24*time.Hour)) {
 		t.Fatalf("got %v clamped=%v", s.BackfillStart, s.BackfillClamped)
 	}
 }

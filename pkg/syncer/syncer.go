@@ -25,6 +25,7 @@ import (
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
 	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/settings"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
@@ -49,10 +50,9 @@ type Logger interface {
 	Error(msg string, args ...any)
 }
 
-// Defaults of Config.
+// Defaults of Config. PollInterval and PageSize default to settings.DefaultPollInterval and
+// settings.DefaultPageSize.
 const (
-	DefaultPollInterval    = time.Minute
-	DefaultPageSize        = 500
 	DefaultOverlap         = 10 * time.Minute
 	DefaultLag             = 30 * time.Second
 	DefaultConcurrency     = 4
@@ -98,10 +98,10 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
+		c.PollInterval = settings.DefaultPollInterval
 	}
 	if c.PageSize <= 0 {
-		c.PageSize = DefaultPageSize
+		c.PageSize = settings.DefaultPageSize
 	}
 	if c.Overlap <= 0 {
 		c.Overlap = DefaultOverlap

@@ -102,8 +102,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AuthURL == "" {
 		cfg.AuthURL = DefaultAuthURL
 	}
-	if err := checkURL("token URL", cfg.AuthURL); err != nil {
-		return nil, err
+	if _, err := CheckURL(cfg.AuthURL); err != nil {
+		return nil, &Error{Kind: KindSettings, Message: "the token URL " + err.Error()}
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = AudienceFor(cfg.AuthURL)
@@ -163,17 +163,16 @@ func (c *Client) secrets() []string {
 	return append(s, c.tokens.knownTokens()...)
 }
 
-// NormalizeAPIURL checks a GraphQL endpoint URL and returns it ending in /graphql.
+// NormalizeAPIURL checks a GraphQL endpoint URL (CheckURL) and returns it ending in /graphql.
 // Errors are of KindSettings.
 func NormalizeAPIURL(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
+	if strings.TrimSpace(raw) == "" {
 		return "", &Error{Kind: KindSettings, Message: "the API URL is missing: set the data center or the API URL"}
 	}
-	if err := checkURL("API URL", raw); err != nil {
-		return "", err
+	u, err := CheckURL(raw)
+	if err != nil {
+		return "", &Error{Kind: KindSettings, Message: "the API URL " + err.Error()}
 	}
-	u, _ := url.Parse(raw) // checkURL parsed it already
 	p := strings.TrimRight(u.Path, "/")
 	if !strings.HasSuffix(p, "/graphql") {
 		p += "/graphql"
@@ -183,20 +182,30 @@ func NormalizeAPIURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// checkURL refuses URLs that are not absolute https URLs (http only to a loopback host).
-func checkURL(what, raw string) error {
+// CheckURL is the rule for every URL the plugin calls: absolute, without credentials, and
+// https, or plain http to a loopback host only (tokens and audit data never travel in clear
+// text). The error reads after a field name; it never repeats a URL that carries credentials.
+// The config editor keeps a copy of this rule for instant feedback (src/validation.ts); both
+// run the cases of pkg/settings/testdata/url_rule.json.
+func CheckURL(raw string) (*url.URL, error) {
+	raw = strings.TrimSpace(raw)
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return &Error{Kind: KindSettings, Message: fmt.Sprintf("the %s %q is not an absolute http(s) URL", what, raw)}
+	if err != nil || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("%q is not an absolute URL such as https://api.us17.app.wiz.io/graphql", truncate(raw, 80))
 	}
 	if u.User != nil {
-		return &Error{Kind: KindSettings, Message: fmt.Sprintf("the %s must not contain credentials", what)}
+		return nil, errors.New("must not carry credentials in the URL")
 	}
-	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
-		return &Error{Kind: KindSettings, Message: fmt.Sprintf(
-			"the %s %q uses plain http: only https is allowed, except to a loopback address", what, raw)}
+	switch u.Scheme { // url.Parse lower-cases it
+	case "https":
+	case "http":
+		if !IsLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("%q uses plain http to a non-loopback host: use https (http is only allowed for localhost)", truncate(raw, 80))
+		}
+	default:
+		return nil, fmt.Errorf("%q must start with https://", truncate(raw, 80))
 	}
-	return nil
+	return u, nil
 }
 
 // IsLoopback tells whether host is localhost or a loopback address: the only hosts plain
