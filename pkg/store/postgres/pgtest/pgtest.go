@@ -88,10 +88,13 @@ func NewCluster(t testing.TB) *Cluster {
 	return c
 }
 
+// debianBins is where Debian installs each major version's programs (a variable for tests).
+var debianBins = "/usr/lib/postgresql/*/bin"
+
 // findBin finds the directory of initdb and pg_ctl: the newest /usr/lib/postgresql/*/bin
 // (Debian keeps them off PATH), else PATH.
 func findBin() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(debianBins)
 	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
 	for _, d := range dirs {
 		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "pg_ctl")) {

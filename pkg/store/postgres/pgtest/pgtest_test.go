@@ -2,7 +2,9 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -31,5 +33,16 @@ func TestNewDatabase(t *testing.T) {
 	if c, err := pgx.Connect(ctx, bad); err == nil {
 		c.Close(ctx)
 		t.Fatal("a wrong password was accepted")
+	}
+}
+
+// Without PostgreSQL's programs, starting a cluster fails with the way to install them.
+func TestNotInstalled(t *testing.T) {
+	debianBins = filepath.Join(t.TempDir(), "*", "bin")
+	t.Setenv("PATH", t.TempDir())
+	defer func() { debianBins = "/usr/lib/postgresql/*/bin" }()
+	_, err := Start()
+	if !errors.Is(err, ErrNotInstalled) {
+		t.Fatalf("Start: %v", err)
 	}
 }
