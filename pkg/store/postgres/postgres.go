@@ -56,7 +56,8 @@ type Options struct {
 	// IdleInTransactionTimeout ends a session that sits in a transaction this long, releasing
 	// its locks (a frozen replica); default 60 s.
 	IdleInTransactionTimeout time.Duration
-	// MaxConns bounds the pool (default 8).
+	// MaxConns bounds the pool (default 4; connections open on demand). The leader lock takes
+	// one more, outside the pool.
 	MaxConns int32
 	// Now stamps notices (default time.Now).
 	Now func() time.Time
@@ -80,7 +81,7 @@ func (o *Options) defaults() {
 		o.IdleInTransactionTimeout = 60 * time.Second
 	}
 	if o.MaxConns <= 0 {
-		o.MaxConns = 8
+		o.MaxConns = 4
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -314,8 +314,14 @@ func TestPruneInBatches(t *testing.T) {
 func TestPageIsAtomic(t *testing.T) {
 	t.Parallel()
 	s, _ := leading(t, Options{})
+	_, err := s.pool.Exec(context.Background(), `CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN IF NEW.id = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+		CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom()`)
+	if err != nil {
+		t.Fatal(err)
+	}
 	page := entries(rand.New(rand.NewSource(1)), base, 50, 1<<30)
-	page[40].Raw = json.RawMessage("\xff not UTF-8") // refused by the server: fails the page
+	page[40].ID = "boom"
 	cp := base.Add(time.Hour)
 	if _, err := s.Apply(context.Background(), page, cache.Update{SyncedUpTo: cp, Covered: []cache.Interval{{From: base, To: cp}}}); err == nil {
 		t.Fatal("want an error")
@@ -325,7 +331,7 @@ func TestPageIsAtomic(t *testing.T) {
 		t.Fatalf("a failed page left %d rows, state %+v", countEvents(t, s), st)
 	}
 	checkRollups(t, s)
-	page[40].Raw = json.RawMessage(`{}`)
+	page[40].ID = "fine"
 	if n := apply(t, s, page, cache.Update{SyncedUpTo: cp}); n != 50 {
 		t.Fatalf("inserted %d", n)
 	}
@@ -402,6 +408,7 @@ func TestJSONByteIdentical(t *testing.T) {
 		`"just a string"`,
 		`[]`,
 		``,
+		"{\"invalid\":\"\xff\xfe\"}", // not UTF-8: see text
 	}
 	page := entries(rand.New(rand.NewSource(1)), base, len(hostile), 1<<30)
 	for i, h := range hostile {
@@ -413,8 +420,9 @@ func TestJSONByteIdentical(t *testing.T) {
 	for i, h := range hostile {
 		var params, raw string
 		err := s.pool.QueryRow(context.Background(), "SELECT params, raw FROM events WHERE ds = $1 AND id = $2", s.dsID, page[i].ID).Scan(&params, &raw)
-		if err != nil || params != h || raw != string(page[i].Raw) {
-			t.Fatalf("entry %d: params %q raw %q, %v; want %q", i, params, raw, err, h)
+		want := strings.ToValidUTF8(h, "\uFFFD")
+		if err != nil || params != want || raw != strings.ToValidUTF8(string(page[i].Raw), "\uFFFD") {
+			t.Fatalf("entry %d: params %q raw %q, %v; want %q", i, params, raw, err, want)
 		}
 	}
 }

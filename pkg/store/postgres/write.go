@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -128,14 +130,24 @@ func columns(ds int32, entries []auditlog.Entry) []any {
 	tss := make([]int64, n)
 	for i := range entries {
 		e := &entries[i]
-		ids[i] = entryID(e)
+		ids[i] = text(entryID(e))
 		tss[i] = e.Timestamp.UnixNano()
-		reqs[i], acts[i], sts[i] = e.RequestID, e.Action, e.Status
-		pns[i], pids[i], pts[i] = e.PrincipalName, e.PrincipalID, e.PrincipalType
-		ips[i], uas[i] = e.SourceIP, e.UserAgent
-		params[i], raws[i] = string(e.ActionParameters), string(e.Raw)
+		reqs[i], acts[i], sts[i] = text(e.RequestID), text(e.Action), text(e.Status)
+		pns[i], pids[i], pts[i] = text(e.PrincipalName), text(e.PrincipalID), text(e.PrincipalType)
+		ips[i], uas[i] = text(e.SourceIP), text(e.UserAgent)
+		params[i], raws[i] = text(string(e.ActionParameters)), text(string(e.Raw))
 	}
 	return []any{ds, ids, tss, reqs, acts, sts, pns, pids, pts, ips, uas, params, raws}
+}
+
+// text makes s storable: PostgreSQL refuses text that is not UTF-8, which would fail the
+// whole page at every retry and stop the sync. JSON is UTF-8 by definition, so this changes
+// nothing Wiz sends correctly; invalid bytes become U+FFFD (the SQLite cache keeps them).
+func text(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // entryID is the entry's Wiz id or, when it has none, the one the SQLite cache gives it (a
