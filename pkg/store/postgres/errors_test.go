@@ -130,6 +130,7 @@ func TestDatabaseStoppedMidApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
+	t.Logf("the write during the stop: %v", failure)
 	checkMessage(t, failure, c.Password(), "PostgreSQL at 127.0.0.1:", "/"+pgtest.DatabaseName(url)+":")
 	if _, err := s.State(ctx); err == nil {
 		t.Fatal("State answered with the server stopped")
@@ -140,6 +141,7 @@ func TestDatabaseStoppedMidApply(t *testing.T) {
 	if _, err := s.TryLead(ctx); err == nil {
 		t.Fatal("TryLead succeeded with the server stopped")
 	} else {
+		t.Logf("TryLead with the server stopped: %v", err)
 		checkMessage(t, err, c.Password(), "cannot reach the server", "127.0.0.1:")
 	}
 

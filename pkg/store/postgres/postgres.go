@@ -233,7 +233,7 @@ func describe(err error) string {
 		}
 	}
 	var ne net.Error
-	if errors.As(err, &ne) || pgconn.Timeout(err) || strings.Contains(err.Error(), "dial error") {
+	if errors.As(err, &ne) || pgconn.Timeout(err) {
 		// Kept whole: it says refused, timed out or unknown host.
 		return "cannot reach the server: " + err.Error()
 	}
