@@ -151,3 +151,19 @@ func TestClosedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The timeouts that free a dead replica's lock are in force on the store's sessions.
+func TestSessionTimeouts(t *testing.T) {
+	t.Parallel()
+	s, _ := leading(t, Options{KeepAlive: 7 * time.Second, IdleInTransactionTimeout: 9 * time.Second, Name: "h:1"})
+	want := map[string]string{
+		"tcp_keepalives_idle": "7", "tcp_keepalives_interval": "7", "tcp_keepalives_count": "1",
+		"tcp_user_timeout": "14000", "idle_in_transaction_session_timeout": "9s", "application_name": "wizauditlogs h:1",
+	}
+	for name, v := range want {
+		var got string
+		if err := s.pool.QueryRow(context.Background(), "SHOW "+name).Scan(&got); err != nil || got != v {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, v)
+		}
+	}
+}

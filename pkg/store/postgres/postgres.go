@@ -139,6 +139,9 @@ func (s *Store) configure(cc *pgx.ConnConfig) {
 	// The server probes an idle client (frees a dead leader's lock); the client probes the
 	// server (a leader notices it is cut off).
 	rp["tcp_keepalives_idle"], rp["tcp_keepalives_interval"], rp["tcp_keepalives_count"] = ka, ka, "1"
+	// Keepalives stop while sent data waits for an acknowledgement (a run request notified
+	// to a dead leader): without this bound the kernel would retry for about 15 minutes.
+	rp["tcp_user_timeout"] = strconv.FormatInt(2*s.opts.KeepAlive.Milliseconds(), 10)
 	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(s.opts.IdleInTransactionTimeout.Milliseconds(), 10)
 	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: s.opts.KeepAlive, Interval: s.opts.KeepAlive, Count: 1}}
 	if cc.ConnectTimeout > 0 {
