@@ -334,9 +334,6 @@ func (c *Cluster) Close() {
 	c.pipe = nil
 }
 
-// Port is the server's TCP port on 127.0.0.1.
-func (c *Cluster) Port() int { return c.port }
-
 // Password is the password of Role (random per cluster, so that a test can look for it in
 // error messages).
 func (c *Cluster) Password() string { return c.password }
@@ -371,14 +368,7 @@ func (c *Cluster) URL(name string) string {
 	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", Role, c.password, c.port, name)
 }
 
-// Admin runs fn on a superuser connection to database name (through the unix socket).
-func (c *Cluster) Admin(t testing.TB, name string, fn func(*pgx.Conn) error) {
-	t.Helper()
-	if err := c.admin(context.Background(), name, fn); err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
-}
-
+// admin runs fn on a superuser connection to database name (through the unix socket).
 func (c *Cluster) admin(ctx context.Context, name string, fn func(*pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
