@@ -9,8 +9,10 @@ export CGO_CFLAGS="-O2 -g -DSQLITE_ENABLE_FTS5" CGO_LDFLAGS="-lm"
 step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
 
 step "system packages"
+# postgresql: the PostgreSQL store's tests start a throwaway cluster of their own (the
+# package's default cluster is not used).
 need=()
-for pkg in gcc gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64; do
+for pkg in gcc gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64 postgresql; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
