@@ -36,4 +36,6 @@ export default defineConfig([
     ],
   },
   ...baseConfig,
+  // The scaffold's rules apply to src/ only; lint the end-to-end specs with them too.
+  { files: ['tests/**/*.ts', 'playwright.config.ts'] },
 ]);

@@ -1,6 +1,6 @@
 import { expect, test } from '@grafana/plugin-e2e';
 
-import { DEMO_UID, skipWithoutGrafana } from './helpers';
+import { answersDemoQuery, DEMO_UID, demoResults, skipWithoutGrafana } from './helpers';
 
 skipWithoutGrafana();
 
@@ -10,23 +10,20 @@ test('a logs query in Explore returns a logs frame and its volume', async ({ pag
     queries: [{ refId: 'A', datasource: { uid: DEMO_UID }, queryType: 'logs', limit: 100 }],
     range: { from: 'now-7d', to: 'now' },
   };
-  const isQuery = (url: string) => url.includes('/api/ds/query');
-  const logs = page.waitForResponse(
-    (r) => isQuery(r.url()) && (r.request().postData() ?? '').includes('"queryType":"logs"')
-  );
-  const volume = page.waitForResponse(
-    (r) => isQuery(r.url()) && (r.request().postData() ?? '').includes('"refId":"log-volume-A"')
-  );
+  // The demo data source's queries only: another data source's logs query may share the page.
+  const logs = page.waitForResponse(answersDemoQuery((q) => q.refId === 'A' && q.queryType === 'logs'));
+  const volume = page.waitForResponse(answersDemoQuery((q) => q.refId === 'log-volume-A'));
   await page.goto(`/explore?schemaVersion=1&orgId=1&left=${encodeURIComponent(JSON.stringify(state))}`);
 
   const logsResponse = await logs;
   expect(logsResponse.ok()).toBe(true);
-  const body = await logsResponse.json();
-  const frame = body.results.A.frames[0];
-  expect(frame.schema.fields.map((f: { name: string }) => f.name)).toEqual(
+  const result = (await demoResults(logsResponse)).find((r) => r.query.refId === 'A')?.result;
+  const frame = result?.frames?.[0];
+  expect(result?.error).toBeUndefined();
+  expect(frame?.schema.fields.map((f) => f.name)).toEqual(
     expect.arrayContaining(['timestamp', 'body', 'severity', 'id', 'labels'])
   );
-  expect(frame.schema.meta.preferredVisualisationType).toBe('logs');
+  expect(frame?.schema.meta?.preferredVisualisationType).toBe('logs');
 
   expect((await volume).ok()).toBe(true);
 });
