@@ -132,7 +132,7 @@ func checkDetectionRule(t *testing.T, r alertRule, uids map[string]bool) {
 		t.Errorf("execErrState %q, noDataState %q: want Error and OK", r.ExecErrState, r.NoDataState)
 	}
 	for _, q := range r.Data {
-		if q.DatasourceUID != "__expr__" && (q.DatasourceUID != "wiz-audit" || !uids[q.DatasourceUID] || q.RelativeTimeRange.From <= 0) {
+		if q.DatasourceUID != "__expr__" && (q.DatasourceUID != "wiz-demo" || !uids[q.DatasourceUID] || q.RelativeTimeRange.From <= 0) {
 			t.Errorf("query %s: data source %q, time range %+v", q.RefID, q.DatasourceUID, q.RelativeTimeRange)
 		}
 	}
