@@ -177,10 +177,10 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		}
 		return "(" + tsExpr + " - ?) / ?", []any{first, int64(iv)}
 	}
-	rawCount := func(from, to time.Time, ips []string) error {
+	rawCount := func(from, to time.Time) error {
 		var w where
 		w.timeRange(from, to)
-		w.filters(q, ips, filterOpts{})
+		w.filters(q, filterOpts{})
 		be, bargs := bucketExpr("ts")
 		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM ` + w.from() + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
 		return scanCounts(ctx, db, stmt, append(bargs, w.args...), add)
@@ -190,16 +190,12 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		return err
 	}
 	if plan == nil {
-		ips, err := e.resolveIPs(ctx, db, q)
-		if err != nil {
-			return err
-		}
-		return rawCount(r.From, r.To, ips)
+		return rawCount(r.From, r.To)
 	}
 	for _, seg := range plan.segments {
 		var w where
 		w.add(seg.unitExpr+" >= ? AND "+seg.unitExpr+" < ?", seg.from, seg.to)
-		w.filters(q, nil, filterOpts{})
+		w.filters(q, filterOpts{})
 		be, bargs := bucketExpr(seg.unitExpr + " * " + strconv.FormatInt(seg.unit, 10))
 		stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM ` + seg.table + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
 		if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
@@ -207,7 +203,7 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		}
 	}
 	for _, edge := range plan.edges {
-		if err := rawCount(edge[0], edge[1], nil); err != nil {
+		if err := rawCount(edge[0], edge[1]); err != nil {
 			return err
 		}
 	}

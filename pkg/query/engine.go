@@ -88,7 +88,7 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 	if err != nil {
 		return nil, err
 	}
-	if err := e.planSearch(ctx, db, &q); err != nil {
+	if err := e.prepare(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	var frames data.Frames
@@ -140,10 +140,18 @@ func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, fi
 	if err != nil {
 		return nil, err
 	}
-	if err := e.planSearch(ctx, db, &q); err != nil {
+	if err := e.prepare(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	return e.values(ctx, db, field, prefix, limit, &q)
+}
+
+// prepare reads what q's statements need once: the search candidates and the resolved filters.
+func (e *Engine) prepare(ctx context.Context, db *sql.DB, q *Query) error {
+	if err := e.planSearch(ctx, db, q); err != nil {
+		return err
+	}
+	return e.resolve(ctx, db, q)
 }
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -94,11 +94,19 @@ type Query struct {
 	PrincipalType string   // "", "user" or "serviceAccount"
 	SourceIPs     []string // as written: IPs or CIDR prefixes
 	Search        string
+	// The negations: an event matching any of their values is left out (same matching as
+	// the positive twin). An event without a source IP is never left out by NotSourceIPs.
+	NotActions    []string
+	NotStatuses   []string
+	NotPrincipals []string
+	NotSourceIPs  []string
 	GroupBy       string // "" or a field name
 	Field         string // values: the field whose values are listed
 	Limit         int    // defaulted for logs, table, top and values; 0 for timeseries means all series
 
 	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
+	notPrefixes  []netip.Prefix // NotSourceIPs parsed
+	conds        []cond         // the filters with their value lists resolved (Engine.resolve)
 	searchRowids string         // JSON array of the search candidates' rowids; "" to scan (Engine.planSearch)
 }
 
@@ -136,6 +144,10 @@ type wire struct {
 	Principals    json.RawMessage `json:"principals"`
 	PrincipalType string          `json:"principalType"`
 	SourceIPs     json.RawMessage `json:"sourceIps"`
+	NotActions    json.RawMessage `json:"notActions"`
+	NotStatuses   json.RawMessage `json:"notStatuses"`
+	NotPrincipals json.RawMessage `json:"notPrincipals"`
+	NotSourceIPs  json.RawMessage `json:"notSourceIps"`
 	Search        string          `json:"search"`
 	GroupBy       string          `json:"groupBy"`
 	Field         string          `json:"field"`
@@ -156,11 +168,12 @@ func Parse(raw json.RawMessage) (Query, error) {
 		}
 		return Query{}, errorf("", "the query is not valid JSON: %s", clip(err.Error(), 200))
 	}
-	var lists [4]stringList
+	var lists [8]stringList
 	for i, l := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs}} {
+	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs},
+		{"notActions", w.NotActions}, {"notStatuses", w.NotStatuses}, {"notPrincipals", w.NotPrincipals}, {"notSourceIps", w.NotSourceIPs}} {
 		if len(l.raw) == 0 {
 			continue
 		}
@@ -175,6 +188,10 @@ func Parse(raw json.RawMessage) (Query, error) {
 		Principals:    compact(lists[2]),
 		PrincipalType: strings.TrimSpace(w.PrincipalType),
 		SourceIPs:     compact(lists[3]),
+		NotActions:    compact(lists[4]),
+		NotStatuses:   compact(lists[5]),
+		NotPrincipals: compact(lists[6]),
+		NotSourceIPs:  compact(lists[7]),
 		Search:        w.Search,
 		GroupBy:       strings.TrimSpace(w.GroupBy),
 		Field:         strings.TrimSpace(w.Field),
@@ -223,7 +240,8 @@ func (q *Query) validate() error {
 	for _, l := range []struct {
 		name string
 		vals []string
-	}{{"actions", q.Actions}, {"statuses", q.Statuses}, {"principals", q.Principals}, {"sourceIps", q.SourceIPs}} {
+	}{{"actions", q.Actions}, {"statuses", q.Statuses}, {"principals", q.Principals}, {"sourceIps", q.SourceIPs},
+		{"notActions", q.NotActions}, {"notStatuses", q.NotStatuses}, {"notPrincipals", q.NotPrincipals}, {"notSourceIps", q.NotSourceIPs}} {
 		if len(l.vals) > MaxListLen {
 			return errorf(l.name, "%s has %d entries: at most %d", l.name, len(l.vals), MaxListLen)
 		}
@@ -243,13 +261,12 @@ func (q *Query) validate() error {
 			return errorf("field", "unknown field %q: use one of %s", clip(q.Field, 64), strings.Join(fieldNames, ", "))
 		}
 	}
-	q.prefixes = nil
-	for _, s := range q.SourceIPs {
-		p, err := parseIPOrPrefix(s)
-		if err != nil {
-			return errorf("sourceIps", "sourceIps: %q is neither an IP address nor a CIDR prefix (like 203.0.113.7 or 10.0.0.0/8)", clip(s, 64))
-		}
-		q.prefixes = append(q.prefixes, p)
+	var err error
+	if q.prefixes, err = parsePrefixes("sourceIps", q.SourceIPs); err != nil {
+		return err
+	}
+	if q.notPrefixes, err = parsePrefixes("notSourceIps", q.NotSourceIPs); err != nil {
+		return err
 	}
 	lim := q.Limit
 	switch q.Type {
@@ -291,6 +308,18 @@ func (q *Query) validate() error {
 	}
 	q.Limit = lim
 	return nil
+}
+
+func parsePrefixes(name string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := parseIPOrPrefix(s)
+		if err != nil {
+			return nil, errorf(name, "%s: %q is neither an IP address nor a CIDR prefix (like 203.0.113.7 or 10.0.0.0/8)", name, clip(s, 64))
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // parseIPOrPrefix reads an IP address (as a one-address prefix) or a CIDR prefix, masked.
