@@ -57,6 +57,15 @@ var filterCases = []string{
 	`{"sourceIps":["10.0.0.0/8"],"notSourceIps":["::ffff:10.1.2.3"]}`,
 	`{"statuses":["FAILED"],"notSourceIps":["203.0.113.0/24","198.51.100.0/24"]}`,
 	`{"notActions":["Login"],"search":"curl"}`,
+	`{"adhocFilters":[{"key":"action","operator":"!=","value":"Login"},{"key":"status","operator":"=~","value":"FAIL.*|ACCESS_DENIED"}]}`,
+	`{"adhocFilters":[{"key":"principal","operator":"=~","value":"(?i)soc-.*|metron.*"}]}`,
+	`{"adhocFilters":[{"key":"principalType","operator":"=","value":"serviceAccount"},{"key":"action","operator":"!~","value":"Token.*"}]}`,
+	`{"adhocFilters":[{"key":"sourceIp","operator":"=","value":"10.0.0.0/8"}]}`,
+	`{"adhocFilters":[{"key":"sourceIp","operator":"!=","value":"::ffff:10.1.2.3"},{"key":"sourceIp","operator":"!~","value":"203\\..*"}]}`,
+	`{"adhocFilters":[{"key":"sourceIp","operator":"=","value":"not-an-ip"}]}`,
+	`{"adhocFilters":[{"key":"userAgent","operator":"=~","value":"curl/.*|python.*"},{"key":"principal","operator":"!=","value":"MetronLabs"}]}`,
+	`{"adhocFilters":[{"key":"userAgent","operator":"=","value":""}]}`,
+	`{"adhocFilters":[{"key":"action","operator":"=~","value":"ogin"}]}`, // anchored: matches nothing
 }
 
 func queryWith(t *testing.T, filter, extra string) Query {
@@ -291,7 +300,8 @@ func TestValuesMatchModel(t *testing.T) {
 	cases := []string{`{}`, `{"principalType":"serviceAccount"}`, `{"actions":["Login"],"statuses":["FAILED"]}`,
 		`{"sourceIps":["10.0.0.0/8"]}`, `{"search":"curl"}`, `{"principals":["MetronLabs"]}`,
 		`{"notActions":["Login"],"notStatuses":["SUCCESS"]}`, `{"notPrincipals":["MetronLabs"]}`,
-		`{"notSourceIps":["10.0.0.0/8"],"sourceIps":["10.0.0.0/8","2001:db8::/32"]}`}
+		`{"notSourceIps":["10.0.0.0/8"],"sourceIps":["10.0.0.0/8","2001:db8::/32"]}`,
+		`{"adhocFilters":[{"key":"action","operator":"!~","value":"Log.*"},{"key":"sourceIp","operator":"!=","value":"10.0.0.0/8"}]}`}
 	for name, e := range engines(f) {
 		for _, field := range fieldNames {
 			for _, fc := range cases {

@@ -221,6 +221,31 @@ func (e *Engine) resolve(ctx context.Context, db *sql.DB, q *Query) error {
 		}
 		cs = append(cs, cond{field: FieldSourceIP, not: l.not, selection: !l.not, vals: vals})
 	}
+	// Ad-hoc filters compare the principal's name: what labels, columns and Grafana's value
+	// picker show.
+	for i, f := range q.Adhoc {
+		m := q.adhoc[i]
+		c := cond{field: f.Key, not: f.Operator == "!=" || f.Operator == "!~", vals: []string{f.Value}}
+		switch {
+		case m.re != nil:
+			all, err := e.distinct(ctx, db, f.Key)
+			if err != nil {
+				return err
+			}
+			c.vals = []string{}
+			for _, v := range all {
+				if m.re.MatchString(v) {
+					c.vals = append(c.vals, v)
+				}
+			}
+		case m.prefix.IsValid():
+			var err error
+			if c.vals, err = ipsMatching(nil, []netip.Prefix{m.prefix}); err != nil {
+				return err
+			}
+		}
+		cs = append(cs, c)
+	}
 	q.conds = cs
 	return nil
 }

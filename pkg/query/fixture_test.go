@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -176,6 +177,19 @@ func matches(e *auditlog.Entry, q *Query) bool {
 		slices.Contains(q.NotPrincipals, e.PrincipalName) || slices.Contains(q.NotPrincipals, e.PrincipalID) ||
 		slices.ContainsFunc(q.NotSourceIPs, func(s string) bool { return ipMatchesT(s, e.SourceIP) }) {
 		return false
+	}
+	for _, f := range q.Adhoc {
+		v := fieldOf(e, f.Key)
+		var ok bool
+		switch f.Operator {
+		case "=", "!=":
+			ok = v == f.Value || (f.Key == FieldSourceIP && ipMatchesT(f.Value, v))
+		default:
+			ok = regexp.MustCompile(`\A(?:` + f.Value + `)\z`).MatchString(v)
+		}
+		if ok == strings.HasPrefix(f.Operator, "!") {
+			return false
+		}
 	}
 	if q.Search != "" {
 		n := asciiLowerT(q.Search)

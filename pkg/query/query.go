@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -100,14 +101,37 @@ type Query struct {
 	NotStatuses   []string
 	NotPrincipals []string
 	NotSourceIPs  []string
-	GroupBy       string // "" or a field name
-	Field         string // values: the field whose values are listed
-	Limit         int    // defaulted for logs, table, top and values; 0 for timeseries means all series
+	Adhoc         []AdhocFilter // Grafana's ad-hoc filters, ANDed with the rest
+	GroupBy       string        // "" or a field name
+	Field         string        // values: the field whose values are listed
+	Limit         int           // defaulted for logs, table, top and values; 0 for timeseries means all series
 
 	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
 	notPrefixes  []netip.Prefix // NotSourceIPs parsed
 	conds        []cond         // the filters with their value lists resolved (Engine.resolve)
 	searchRowids string         // JSON array of the search candidates' rowids; "" to scan (Engine.planSearch)
+	adhoc        []adhocMatch   // Adhoc parsed, in the same order
+}
+
+// AdhocFilter is one of Grafana's ad-hoc filters: key is a field name; operator = and !=
+// compare exactly (sourceIp: an address or a CIDR prefix), =~ and !~ match an RE2 regular
+// expression against the whole value.
+type AdhocFilter struct {
+	Key      string `json:"key"`
+	Operator string `json:"operator"`
+	Value    string `json:"value"`
+}
+
+// MaxRegexLen bounds an ad-hoc filter's regular expression, in characters.
+const MaxRegexLen = 256
+
+var adhocOperators = []string{"=", "!=", "=~", "!~"}
+
+// adhocMatch is an AdhocFilter made ready to match: its compiled, anchored expression, or
+// its source IP prefix when the value is one.
+type adhocMatch struct {
+	re     *regexp.Regexp
+	prefix netip.Prefix // valid when a sourceIp value is an address or a prefix
 }
 
 // stringList accepts a JSON array of strings, a single string (a template variable that
@@ -148,6 +172,7 @@ type wire struct {
 	NotStatuses   json.RawMessage `json:"notStatuses"`
 	NotPrincipals json.RawMessage `json:"notPrincipals"`
 	NotSourceIPs  json.RawMessage `json:"notSourceIps"`
+	AdhocFilters  json.RawMessage `json:"adhocFilters"`
 	Search        string          `json:"search"`
 	GroupBy       string          `json:"groupBy"`
 	Field         string          `json:"field"`
@@ -195,6 +220,11 @@ func Parse(raw json.RawMessage) (Query, error) {
 		Search:        w.Search,
 		GroupBy:       strings.TrimSpace(w.GroupBy),
 		Field:         strings.TrimSpace(w.Field),
+	}
+	if len(w.AdhocFilters) > 0 && !bytes.Equal(bytes.TrimSpace(w.AdhocFilters), []byte("null")) {
+		if err := json.Unmarshal(w.AdhocFilters, &q.Adhoc); err != nil {
+			return Query{}, errorf("adhocFilters", "adhocFilters must be a list of {key, operator, value} objects")
+		}
 	}
 	if q.Type == "" {
 		q.Type = TypeLogs
@@ -268,6 +298,9 @@ func (q *Query) validate() error {
 	if q.notPrefixes, err = parsePrefixes("notSourceIps", q.NotSourceIPs); err != nil {
 		return err
 	}
+	if q.adhoc, err = parseAdhoc(q.Adhoc); err != nil {
+		return err
+	}
 	lim := q.Limit
 	switch q.Type {
 	case TypeLogs, TypeTable:
@@ -308,6 +341,38 @@ func (q *Query) validate() error {
 	}
 	q.Limit = lim
 	return nil
+}
+
+func parseAdhoc(fs []AdhocFilter) ([]adhocMatch, error) {
+	if len(fs) > MaxListLen {
+		return nil, errorf("adhocFilters", "adhocFilters has %d entries: at most %d", len(fs), MaxListLen)
+	}
+	out := make([]adhocMatch, len(fs))
+	for i, f := range fs {
+		if _, ok := fieldColumns[f.Key]; !ok {
+			return nil, errorf("adhocFilters", "adhocFilters[%d]: unknown key %q: use one of %s", i, clip(f.Key, 64), strings.Join(fieldNames, ", "))
+		}
+		switch f.Operator {
+		case "=", "!=":
+			if f.Key == FieldSourceIP {
+				if p, err := parseIPOrPrefix(f.Value); err == nil {
+					out[i].prefix = p
+				}
+			}
+		case "=~", "!~":
+			if n := utf8.RuneCountInString(f.Value); n > MaxRegexLen {
+				return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): the regular expression has %d characters: at most %d", i, f.Key, n, MaxRegexLen)
+			}
+			re, err := regexp.Compile("^(?:" + f.Value + ")$")
+			if err != nil {
+				return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): %q is not a valid regular expression: %s", i, f.Key, clip(f.Value, 64), clip(err.Error(), 200))
+			}
+			out[i].re = re
+		default:
+			return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): unknown operator %q: use one of %s", i, f.Key, clip(f.Operator, 16), strings.Join(adhocOperators, " "))
+		}
+	}
+	return out, nil
 }
 
 func parsePrefixes(name string, list []string) ([]netip.Prefix, error) {
