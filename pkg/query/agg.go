@@ -126,14 +126,13 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 				vals[b] = float64(k)
 			}
 		}
-		var labels data.Labels
+		count := data.NewField("count", nil, vals)
 		if q.GroupBy != "" {
-			labels = data.Labels{q.GroupBy: s.value}
+			// Alert rules read the label; legends read the display name (not "count SUCCESS").
+			count.Labels = data.Labels{q.GroupBy: s.value}
+			count.Config = &data.FieldConfig{DisplayNameFromDS: displayName(s.value)}
 		}
-		f := data.NewFrame("",
-			data.NewField("time", nil, append([]time.Time(nil), times...)),
-			data.NewField("count", labels, vals),
-		)
+		f := data.NewFrame("", data.NewField("time", nil, append([]time.Time(nil), times...)), count)
 		f.RefID = r.RefID
 		f.Meta = meta()
 		frames = append(frames, f)
@@ -243,7 +242,7 @@ func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data
 	}
 	all := make([]topCount, 0, len(counts))
 	for v, k := range counts {
-		if k > 0 {
+		if k > 0 && v != "" { // no row for the events that lack the field
 			all = append(all, topCount{v, k})
 		}
 	}
@@ -265,6 +264,16 @@ func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data
 	f.RefID = r.RefID
 	f.Meta = &data.FrameMeta{Type: data.FrameTypeTable}
 	return data.Frames{f}, nil
+}
+
+// NoneName is the display name of the series of events without a value for the groupBy field.
+const NoneName = "(none)"
+
+func displayName(v string) string {
+	if v == "" {
+		return NoneName
+	}
+	return v
 }
 
 func valuesFrame(refID string, vals []string) *data.Frame {

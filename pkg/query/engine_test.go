@@ -227,6 +227,9 @@ func TestTimeSeriesMatchesModel(t *testing.T) {
 						if gb == "" && len(fr.Fields[1].Labels) != 0 {
 							t.Fatalf("ungrouped series has labels %v", fr.Fields[1].Labels)
 						}
+						if gb != "" && fr.Fields[1].Config.DisplayNameFromDS != displayName(v) {
+							t.Fatalf("series %q is displayed as %q", v, fr.Fields[1].Config.DisplayNameFromDS)
+						}
 						got[v] = map[int64]float64{}
 						for i := 0; i < n; i++ {
 							if c := fr.Fields[1].At(i).(float64); c != 0 {
@@ -262,7 +265,9 @@ func TestTopMatchesModel(t *testing.T) {
 				}
 				counts := map[string]int64{}
 				for _, e := range f.expected(&q, rangeFrom, rangeTo) {
-					counts[fieldOf(&e, gb)]++
+					if v := fieldOf(&e, gb); v != "" {
+						counts[v]++
+					}
 				}
 				type vc struct {
 					v string
@@ -322,8 +327,8 @@ func TestValuesMatchModel(t *testing.T) {
 				}
 				set := map[string]bool{}
 				for i := range f.entries {
-					if matches(&f.entries[i], &mq) {
-						set[fieldOf(&f.entries[i], field)] = true
+					if v := fieldOf(&f.entries[i], field); v != "" && matches(&f.entries[i], &mq) {
+						set[v] = true
 					}
 				}
 				var want []string

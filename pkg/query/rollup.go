@@ -195,6 +195,7 @@ func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, l
 		w.filters(q, opts)
 		table = w.from()
 	}
+	w.add(col + " != ''") // the empty value is no choice
 	if prefix != "" {
 		w.add("substr(lower("+col+"), 1, length(?)) = lower(?)", prefix, prefix)
 	}
