@@ -18,6 +18,7 @@ type Request struct {
 	Interval      time.Duration // Grafana's intervalMs; 0 when unknown
 	MaxDataPoints int64         // 0 when unknown
 	RefID         string
+	ForAlert      bool // an alert rule asks: frames that Grafana's expressions read (see termsFrame)
 }
 
 // Freshness is what the syncer knows about how complete the cache is; Run turns it into
@@ -101,6 +102,8 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 		frames, err = e.timeSeries(ctx, db, &q, r)
 	case TypeTop:
 		frames, err = e.top(ctx, db, &q, r)
+	case TypeNewTerms:
+		frames, err = e.newTerms(ctx, db, &q, r)
 	case TypeValues:
 		var vals []string
 		vals, err = e.values(ctx, db, q.Field, "", q.Limit, &q)

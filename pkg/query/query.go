@@ -8,12 +8,15 @@ package query
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -24,6 +27,7 @@ const (
 	TypeTimeSeries = "timeseries"
 	TypeTop        = "top"
 	TypeValues     = "values"
+	TypeNewTerms   = "newTerms"
 )
 
 // Fields are the names groupBy and field take.
@@ -36,15 +40,30 @@ const (
 	FieldUserAgent     = "userAgent"
 )
 
-// Limits of the limit field, per query type. 0 (or absent) means the default.
-const (
-	DefaultLogsLimit   = 1000
-	MaxRowsLimit       = 10000 // logs and table
-	DefaultTopLimit    = 10
-	MaxTopLimit        = 1000
-	DefaultValuesLimit = 1000
-	MaxValuesLimit     = 10000
-	MaxSeriesLimit     = 1000 // timeseries: limit keeps the N biggest series
+// Limit is a query type's default and largest limit.
+type Limit struct {
+	Default int `json:"default"` // for a limit of 0 or none; timeseries: 0, all series
+	Max     int `json:"max"`
+}
+
+// limitsJSON is the one table of limits; the query editors import the same file.
+//
+//go:embed limits.json
+var limitsJSON []byte
+
+// Limits per query type.
+var Limits = func() map[string]Limit {
+	var m map[string]Limit
+	if err := json.Unmarshal(limitsJSON, &m); err != nil {
+		panic("query: limits.json: " + err.Error())
+	}
+	return m
+}()
+
+// The values limits, for the values resource.
+var (
+	DefaultValuesLimit = Limits[TypeValues].Default
+	MaxValuesLimit     = Limits[TypeValues].Max
 )
 
 // MaxListLen bounds the number of entries of a list filter.
@@ -64,7 +83,7 @@ var fieldColumns = map[string]string{
 // fieldNames in the order error messages list them.
 var fieldNames = []string{FieldAction, FieldStatus, FieldPrincipal, FieldPrincipalType, FieldSourceIP, FieldUserAgent}
 
-var queryTypes = []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues}
+var queryTypes = []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues, TypeNewTerms}
 
 // ErrInvalidQuery is what every *Error matches with errors.Is: the query itself is wrong
 // (the user's side), as opposed to a failure of the cache or of the plugin.
@@ -104,6 +123,8 @@ type Query struct {
 	Adhoc         []AdhocFilter // Grafana's ad-hoc filters, ANDed with the rest
 	GroupBy       string        // "" or a field name
 	Field         string        // values: the field whose values are listed
+	Fields        []string      // newTerms: 1 to MaxTermsFields field names
+	Lookback      time.Duration // newTerms: the window before the range (0: DefaultLookback)
 	Limit         int           // defaulted for logs, table, top and values; 0 for timeseries means all series
 
 	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
@@ -176,6 +197,8 @@ type wire struct {
 	Search        string          `json:"search"`
 	GroupBy       string          `json:"groupBy"`
 	Field         string          `json:"field"`
+	Fields        json.RawMessage `json:"fields"`
+	Lookback      string          `json:"lookback"`
 	Limit         json.RawMessage `json:"limit"`
 }
 
@@ -193,12 +216,12 @@ func Parse(raw json.RawMessage) (Query, error) {
 		}
 		return Query{}, errorf("", "the query is not valid JSON: %s", clip(err.Error(), 200))
 	}
-	var lists [8]stringList
+	var lists [9]stringList
 	for i, l := range []struct {
 		name string
 		raw  json.RawMessage
 	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs},
-		{"notActions", w.NotActions}, {"notStatuses", w.NotStatuses}, {"notPrincipals", w.NotPrincipals}, {"notSourceIps", w.NotSourceIPs}} {
+		{"notActions", w.NotActions}, {"notStatuses", w.NotStatuses}, {"notPrincipals", w.NotPrincipals}, {"notSourceIps", w.NotSourceIPs}, {"fields", w.Fields}} {
 		if len(l.raw) == 0 {
 			continue
 		}
@@ -217,6 +240,7 @@ func Parse(raw json.RawMessage) (Query, error) {
 		NotStatuses:   compact(lists[5]),
 		NotPrincipals: compact(lists[6]),
 		NotSourceIPs:  compact(lists[7]),
+		Fields:        compact(lists[8]),
 		Search:        w.Search,
 		GroupBy:       strings.TrimSpace(w.GroupBy),
 		Field:         strings.TrimSpace(w.Field),
@@ -232,6 +256,11 @@ func Parse(raw json.RawMessage) (Query, error) {
 	if !contains(queryTypes, q.Type) {
 		return Query{}, errorf("queryType", "unknown queryType %q: use one of %s", clip(q.Type, 64), strings.Join(queryTypes, ", "))
 	}
+	lookback, err := parseLookback(w.Lookback)
+	if err != nil {
+		return Query{}, err
+	}
+	q.Lookback = lookback
 	limit, err := parseLimit(w.Limit)
 	if err != nil {
 		return Query{}, err
@@ -241,6 +270,30 @@ func Parse(raw json.RawMessage) (Query, error) {
 		return Query{}, err
 	}
 	return q, nil
+}
+
+// parseLookback reads a Go duration ("36h") or a number of days ("30d"); "" is 0.
+func parseLookback(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.ParseFloat(n, 64); err == nil && d >= -1e6 && d <= 1e6 {
+			return time.Duration(d * float64(24*time.Hour)), nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	return 0, errorf("lookback", "lookback %q is neither a duration (like 36h) nor a number of days (like 30d)", clip(s, 32))
+}
+
+// formatDays writes whole days as "Nd", anything else as a Go duration.
+func formatDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func parseLimit(b json.RawMessage) (int, error) {
@@ -301,24 +354,28 @@ func (q *Query) validate() error {
 	if q.adhoc, err = parseAdhoc(q.Adhoc); err != nil {
 		return err
 	}
-	lim := q.Limit
 	switch q.Type {
-	case TypeLogs, TypeTable:
-		if lim == 0 {
-			lim = DefaultLogsLimit
-		}
-		if lim < 1 || lim > MaxRowsLimit {
-			return errorf("limit", "limit %d is out of range: %s queries take 1 to %d", q.Limit, q.Type, MaxRowsLimit)
-		}
 	case TypeTop:
 		if q.GroupBy == "" {
 			return errorf("groupBy", "a top query needs groupBy: one of %s", strings.Join(fieldNames, ", "))
 		}
-		if lim == 0 {
-			lim = DefaultTopLimit
+	case TypeNewTerms:
+		if len(q.Fields) == 0 && q.Field != "" {
+			q.Fields = []string{q.Field}
 		}
-		if lim < 1 || lim > MaxTopLimit {
-			return errorf("limit", "limit %d is out of range: top queries take 1 to %d", q.Limit, MaxTopLimit)
+		if len(q.Fields) == 0 || len(q.Fields) > MaxTermsFields {
+			return errorf("fields", "a newTerms query takes 1 to %d fields, not %d: from %s", MaxTermsFields, len(q.Fields), strings.Join(fieldNames, ", "))
+		}
+		for _, f := range q.Fields {
+			if _, ok := fieldColumns[f]; !ok {
+				return errorf("fields", "unknown field %q in fields: use %s", clip(f, 64), strings.Join(fieldNames, ", "))
+			}
+		}
+		if q.Lookback == 0 {
+			q.Lookback = DefaultLookback
+		}
+		if q.Lookback < 0 || q.Lookback > MaxLookback {
+			return errorf("lookback", "lookback %s is out of range: more than 0 and at most 365d", formatDays(q.Lookback))
 		}
 	case TypeValues:
 		if q.Field == "" {
@@ -328,16 +385,17 @@ func (q *Query) validate() error {
 		if q.Field == "" {
 			return errorf("field", "a values query needs field: one of %s", strings.Join(fieldNames, ", "))
 		}
-		if lim == 0 {
-			lim = DefaultValuesLimit
+	}
+	l := Limits[q.Type]
+	lim := q.Limit
+	if lim == 0 {
+		lim = l.Default
+	}
+	if lim < 0 || lim > l.Max || (lim == 0 && q.Type != TypeTimeSeries) {
+		if q.Type == TypeTimeSeries {
+			return errorf("limit", "limit %d is out of range: timeseries queries take 1 to %d series (or none for all)", q.Limit, l.Max)
 		}
-		if lim < 1 || lim > MaxValuesLimit {
-			return errorf("limit", "limit %d is out of range: values queries take 1 to %d", q.Limit, MaxValuesLimit)
-		}
-	case TypeTimeSeries:
-		if lim < 0 || lim > MaxSeriesLimit {
-			return errorf("limit", "limit %d is out of range: timeseries queries take 1 to %d series (or none for all)", q.Limit, MaxSeriesLimit)
-		}
+		return errorf("limit", "limit %d is out of range: %s queries take 1 to %d", q.Limit, q.Type, l.Max)
 	}
 	q.Limit = lim
 	return nil

@@ -20,6 +20,7 @@ import (
 type rollupSchema struct {
 	hourly, values, kind, daily bool
 	search                      bool // events_search and search_pending (see search.go)
+	terms                       bool // rollup_terms_daily and terms_pending (see newterms.go)
 }
 
 func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
@@ -34,13 +35,13 @@ func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, erro
 	if s, ok := e.schemas.Load(db); ok {
 		return s.(rollupSchema), nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily', 'events_search', 'search_pending')`)
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily', 'events_search', 'search_pending', 'rollup_terms_daily', 'terms_pending')`)
 	if err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
 	defer rows.Close()
 	var s rollupSchema
-	searchPending := false
+	searchPending, termsPending := false, false
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
@@ -59,12 +60,17 @@ func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, erro
 			s.search = true
 		case "search_pending":
 			searchPending = true
+		case "rollup_terms_daily":
+			s.terms = true
+		case "terms_pending":
+			termsPending = true
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
 	s.search = s.search && searchPending
+	s.terms = s.terms && termsPending
 	e.schemas.Store(db, s)
 	return s, nil
 }
