@@ -90,7 +90,7 @@ func TestNewTermsMatchModel(t *testing.T) {
 	}{
 		{"10h-to-now", fixEnd.Add(-10 * time.Hour), fixEnd.Add(-90 * time.Second)},
 		{"day-ending-before-later-events", fixEnd.Add(-29 * time.Hour), fixEnd.Add(-5 * time.Hour)},
-		{"whole-day", fixEnd.Truncate(24 * time.Hour).Add(-24 * time.Hour), fixEnd.Truncate(24*time.Hour).Add(-time.Nanosecond)},
+		{"whole-day", fixEnd.Truncate(24 * time.Hour).Add(-24 * time.Hour), fixEnd.Truncate(24 * time.Hour).Add(-time.Nanosecond)},
 	}
 	cases := []string{
 		`{"fields":["principal","sourceIp"]}`,
