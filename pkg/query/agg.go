@@ -82,9 +82,18 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 	first := bucketStart(r.From, iv)
 	n := int((bucketStart(r.To, iv)-first)/int64(iv)) + 1
 
-	counts, err := e.bucketCounts(ctx, db, q, r, first, iv)
+	cq := q
+	if q.GroupBy == FieldLevel {
+		c := *q
+		c.GroupBy = FieldStatus
+		cq = &c
+	}
+	counts, err := e.bucketCounts(ctx, db, cq, r, first, iv)
 	if err != nil {
 		return nil, err
+	}
+	if q.GroupBy == FieldLevel {
+		counts = byLevel(counts)
 	}
 	type series struct {
 		value string
@@ -145,6 +154,21 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 		frames = append(frames, f)
 	}
 	return frames, nil
+}
+
+// byLevel merges the counts per status into counts per level.
+func byLevel(byStatus groupCounts) groupCounts {
+	out := groupCounts{}
+	for status, c := range byStatus {
+		lv := severity(status)
+		if out[lv] == nil {
+			out[lv] = map[int64]int64{}
+		}
+		for b, k := range c {
+			out[lv][b] += k
+		}
+	}
+	return out
 }
 
 // bucketCounts counts the matching events of [r.From, r.To] per bucket index (from first, iv

@@ -195,7 +195,7 @@ func TestTimeSeriesMatchesModel(t *testing.T) {
 	f := getFixture(t)
 	for name, e := range engines(f) {
 		for _, iv := range []time.Duration{time.Hour, 3 * time.Hour, 24 * time.Hour, 7 * time.Minute} {
-			for _, gb := range append([]string{""}, fieldNames...) {
+			for _, gb := range append([]string{"", FieldLevel}, fieldNames...) {
 				for _, fc := range filterCases {
 					if strings.Contains(fc, "not-an-ip/0") {
 						continue
@@ -441,6 +441,27 @@ func TestNegationOddities(t *testing.T) {
 			if got := ids(js); got != want {
 				t.Errorf("%s: %s: odd events %s, want %s", name, js, got, want)
 			}
+		}
+	}
+}
+
+// Explore's logs volume: one series per level, labelled level, whichever path counts.
+func TestLevelSeries(t *testing.T) {
+	t.Parallel()
+	f := getFixture(t)
+	for name, e := range engines(f) {
+		q := mustParse(t, `{"queryType":"timeseries","groupBy":"level"}`)
+		frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, Interval: time.Hour}, fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var levels []string
+		for _, fr := range frames {
+			levels = append(levels, fr.Fields[1].Labels["level"]+"="+fr.Fields[1].Config.DisplayNameFromDS)
+		}
+		sort.Strings(levels)
+		if got := strings.Join(levels, " "); got != "error=error info=info warning=warning" {
+			t.Errorf("%s: series %s", name, got)
 		}
 	}
 }

@@ -252,6 +252,16 @@ func fieldOf(e *auditlog.Entry, field string) string {
 		return e.SourceIP
 	case FieldUserAgent:
 		return e.UserAgent
+	case FieldLevel:
+		switch e.Status {
+		case "SUCCESS":
+			return "info"
+		case "FAILED":
+			return "error"
+		case "ACCESS_DENIED":
+			return "warning"
+		}
+		return "unknown"
 	}
 	return ""
 }

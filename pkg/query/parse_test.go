@@ -67,6 +67,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"adhocFilters":[{"key":"userAgent","operator":"=~","value":"curl(("}]}`, "adhocFilters", `adhocFilters[0] (userAgent): "curl((" is not a valid regular expression`},
 		{`{"adhocFilters":[{"key":"action","operator":"!~","value":"` + strings.Repeat("a", 257) + `"}]}`, "adhocFilters", "the regular expression has 257 characters: at most 256"},
 		{`{"adhocFilters":{"key":"action"}}`, "adhocFilters", "adhocFilters must be a list"},
+		{`{"queryType":"top","groupBy":"level"}`, "groupBy", "groupBy level is for timeseries queries only"},
 		{`{"queryType":"newTerms"}`, "fields", "a newTerms query takes 1 to 3 fields, not 0"},
 		{`{"queryType":"newTerms","fields":["action","status","principal","sourceIp"]}`, "fields", "a newTerms query takes 1 to 3 fields, not 4"},
 		{`{"queryType":"newTerms","fields":["principal","ts"]}`, "fields", `unknown field "ts" in fields`},
