@@ -16,7 +16,8 @@ import (
 // from: its count and first sight over that span are then those of the range. The events
 // answer that directly (one pass over the lookback and the range); rollup_terms_daily (see the
 // cache's schema, step 6) answers it from whole days: a day's first and last timestamp per
-// combination tell on which side of from, or of the window's start, it has events.
+// combination tell on which side of from, or of the window's start, it has events. It reads
+// the range's days first, then checks the few candidates against the window's days.
 
 const (
 	DefaultLookback = 30 * 24 * time.Hour
@@ -94,19 +95,23 @@ func (e *Engine) newTermsRollup(ctx context.Context, db *sql.DB, q *Query, r Req
 		return nil, false, nil
 	}
 	d0, d1 := t0/day, from/day
-	var w where
-	w.add("day >= ? AND day <= ?", d0, to/day)
-	w.filters(q, filterOpts{})
+	var in, before where
+	in.add("day >= ? AND day <= ?", d1, to/day)
+	in.filters(q, filterOpts{})
+	before.add("day >= ? AND day < ? AND (day > ? OR last_ts >= ?)", d0, d1, d0, t0)
+	before.filters(q, filterOpts{})
 	cols := termCols(q)
-	// seen: an event in [t0, from). Whole days between d0 and d1 lie inside the window; on d0
-	// an event at last_ts >= t0 does; on d1 an event at first_ts < from does.
-	stmt := `SELECT ` + cols + `, min(CASE WHEN day >= ? THEN first_ts END) AS first_seen,
-		sum(CASE WHEN day >= ? THEN n ELSE 0 END), max(last_ts)
-		FROM rollup_terms_daily WHERE ` + w.sql() + ` GROUP BY ` + cols + `
-		HAVING max(CASE WHEN day > ? AND day < ? THEN 1 WHEN day = ? THEN last_ts >= ? WHEN day = ? THEN first_ts < ? ELSE 0 END) = 0
-			AND max(last_ts) >= ? AND first_seen <= ?` + termsOrder(q, "first_seen") + ` LIMIT ?`
-	args := append([]any{d1, d1}, w.args...)
-	args = append(args, d0, d1, d0, t0, d1, from, from, to, q.Limit)
+	// The candidates come from the range's days (few rows): none may have an event on d1
+	// before from. Then none may have one in the window's other days: whole days between d0
+	// and d1, and on d0 an event at last_ts >= t0.
+	stmt := `WITH cand AS (SELECT ` + cols + `, min(first_ts) AS first_seen, sum(n) AS cnt, max(last_ts) AS last
+			FROM rollup_terms_daily WHERE ` + in.sql() + ` GROUP BY ` + cols + `
+			HAVING max(day = ? AND first_ts < ?) = 0 AND last >= ? AND first_seen <= ?)
+		SELECT * FROM cand WHERE (` + cols + `) NOT IN (SELECT ` + cols + ` FROM rollup_terms_daily WHERE ` + before.sql() + `)` +
+		termsOrder(q, "first_seen") + ` LIMIT ?`
+	args := append(in.args, d1, from, from, to)
+	args = append(args, before.args...)
+	args = append(args, q.Limit)
 	rows, err = scanTerms(ctx, db, q, stmt, args, to)
 	if err != nil {
 		return nil, false, err
