@@ -298,29 +298,13 @@ CREATE TRIGGER events_terms_insert AFTER INSERT ON events BEGIN
 			last_ts = max(last_ts, excluded.last_ts);
 END;
 
-CREATE TRIGGER events_terms_delete AFTER DELETE ON events BEGIN
-	UPDATE rollup_terms_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
-		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
-		AND source_ip = old.source_ip AND user_agent = old.user_agent
-		AND NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = old.rowid);
-	DELETE FROM rollup_terms_daily WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
-		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
-		AND source_ip = old.source_ip AND user_agent = old.user_agent AND n <= 0;
-	DELETE FROM terms_pending WHERE rowid = old.rowid;
+CREATE TRIGGER events_terms_delete AFTER DELETE ON events BEGIN` + termsRemoveOld + `	DELETE FROM terms_pending WHERE rowid = old.rowid;
 END;
 
 -- Events are never updated in place; should one be, its combination moves with it (a queued
 -- event stays queued and is added with its new values).
 CREATE TRIGGER events_terms_update AFTER UPDATE OF ts, action, status, principal_type, principal,
-	principal_id, source_ip, user_agent ON events BEGIN
-	UPDATE rollup_terms_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
-		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
-		AND source_ip = old.source_ip AND user_agent = old.user_agent
-		AND NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = old.rowid);
-	DELETE FROM rollup_terms_daily WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
-		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
-		AND source_ip = old.source_ip AND user_agent = old.user_agent AND n <= 0;
-	INSERT INTO rollup_terms_daily SELECT new.ts / 86400000000000, new.action, new.status,
+	principal_id, source_ip, user_agent ON events BEGIN` + termsRemoveOld + `	INSERT INTO rollup_terms_daily SELECT new.ts / 86400000000000, new.action, new.status,
 		new.principal_type, new.principal, new.principal_id, new.source_ip, new.user_agent, 1, new.ts, new.ts
 		WHERE NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = new.rowid)
 		ON CONFLICT DO UPDATE SET n = n + 1, first_ts = min(first_ts, excluded.first_ts),
@@ -328,6 +312,18 @@ CREATE TRIGGER events_terms_update AFTER UPDATE OF ts, action, status, principal
 END;
 `,
 }
+
+// termsRemoveOld takes a deleted or updated event out of the new-terms rollup (step 6), unless
+// it is still queued.
+const termsRemoveOld = `
+	UPDATE rollup_terms_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
+		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
+		AND source_ip = old.source_ip AND user_agent = old.user_agent
+		AND NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = old.rowid);
+	DELETE FROM rollup_terms_daily WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
+		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
+		AND source_ip = old.source_ip AND user_agent = old.user_agent AND n <= 0;
+`
 
 // SchemaVersion is the user_version of a file this package has fully migrated.
 func SchemaVersion() int { return len(migrations) }

@@ -253,13 +253,8 @@ func fieldOf(e *auditlog.Entry, field string) string {
 	case FieldUserAgent:
 		return e.UserAgent
 	case FieldLevel:
-		switch e.Status {
-		case "SUCCESS":
-			return "info"
-		case "FAILED":
-			return "error"
-		case "ACCESS_DENIED":
-			return "warning"
+		if lv, ok := map[string]string{"SUCCESS": "info", "FAILED": "error", "ACCESS_DENIED": "warning"}[e.Status]; ok {
+			return lv
 		}
 		return "unknown"
 	}
