@@ -34,18 +34,6 @@ func (w *where) add(cond string, args ...any) {
 	w.args = append(w.args, args...)
 }
 
-// in adds "col matches any of vals": a plain comparison for one value, else a JSON array
-// bound as one argument (no limit on the number of values, one statement text per shape).
-func (w *where) in(col string, vals []string) {
-	switch len(vals) {
-	case 0:
-	case 1:
-		w.add(col+" = ?", vals[0])
-	default:
-		w.add(col+" IN (SELECT value FROM json_each(?))", jsonArray(vals))
-	}
-}
-
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
 		return "1"
@@ -113,6 +101,8 @@ func (w *where) cond(col string, c cond) {
 		}
 		return
 	}
+	// One value compares plainly; more are a JSON array bound as one argument (no limit on
+	// their number, one statement text per shape).
 	var expr string
 	var args []any
 	in := func(col string) {
