@@ -122,8 +122,10 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 
 // Values lists the distinct values of field in the whole cache (not bound to a time range),
 // sorted, at most limit (1 to MaxValuesLimit; 0 means DefaultValuesLimit) of them, the ones
-// starting with prefix (case-insensitive) when prefix is not empty. filters' other filters
-// apply; its filter on field itself, its Type, GroupBy, Field and Limit are ignored.
+// starting with prefix (case-insensitive) when prefix is not empty, never the empty value.
+// filters' filters apply but its positive list on field itself (a dropdown lists every
+// choice; negations and ad-hoc filters on field do apply); its Type, GroupBy, Field and Limit
+// are ignored.
 func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, filters Query) ([]string, error) {
 	if _, ok := fieldColumns[field]; !ok {
 		return nil, errorf("field", "unknown field %q: use one of %s", clip(field, 64), joinFields())

@@ -17,6 +17,7 @@ const DefaultStaleAfter = 5 * time.Minute
 //   - nothing has been synced yet;
 //   - the range starts before what the backfill has covered so far (a warning while the
 //     backfill runs; information once it is done, since older events are never fetched);
+//   - a newTerms lookback starts before the backfill's start (its "new" may be old);
 //   - the sync is failing.
 //
 // A values query is not bound to a time range: it only gets the last two.
