@@ -261,7 +261,69 @@ CREATE TRIGGER events_search_update AFTER UPDATE ON events BEGIN
 	INSERT OR IGNORE INTO search_pending VALUES (new.rowid);
 END;
 `,
+	// 6: what newTerms queries read: per UTC day, every distinct combination of the fields a
+	// query can filter or group on, with its event count and the timestamps of its first and
+	// last event that day. A day's first and last tell whether a combination occurs before or
+	// after an instant inside that day, so a query reads whole days only.
+	//
+	// Kept by triggers for new events. The events of an existing file are queued in
+	// terms_pending (opening a large old cache stays quick) and Cache.IndexPending adds them in
+	// the background, with the search index's batches; until the queue is empty, queries read
+	// the events instead. A deleted event leaves first_ts and last_ts as they were (bounds, no
+	// longer exact): only pruning deletes, from the oldest day on, which queries are then told
+	// the cache no longer covers.
+	`
+CREATE TABLE rollup_terms_daily (
+	day            INTEGER NOT NULL, -- ts / 24 h: the UTC day since the epoch
+	action         TEXT    NOT NULL,
+	status         TEXT    NOT NULL,
+	principal_type TEXT    NOT NULL,
+	principal      TEXT    NOT NULL,
+	principal_id   TEXT    NOT NULL,
+	source_ip      TEXT    NOT NULL,
+	user_agent     TEXT    NOT NULL,
+	n              INTEGER NOT NULL,
+	first_ts       INTEGER NOT NULL,
+	last_ts        INTEGER NOT NULL,
+	PRIMARY KEY (day, action, status, principal_type, principal, principal_id, source_ip, user_agent)
+) WITHOUT ROWID;
+
+CREATE TABLE terms_pending (rowid INTEGER PRIMARY KEY);
+INSERT INTO terms_pending SELECT rowid FROM events INDEXED BY events_status_ts ORDER BY rowid;
+
+CREATE TRIGGER events_terms_insert AFTER INSERT ON events BEGIN
+	INSERT INTO rollup_terms_daily VALUES (new.ts / 86400000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, new.source_ip, new.user_agent, 1, new.ts, new.ts)
+		ON CONFLICT DO UPDATE SET n = n + 1, first_ts = min(first_ts, excluded.first_ts),
+			last_ts = max(last_ts, excluded.last_ts);
+END;
+
+CREATE TRIGGER events_terms_delete AFTER DELETE ON events BEGIN` + termsRemoveOld + `	DELETE FROM terms_pending WHERE rowid = old.rowid;
+END;
+
+-- Events are never updated in place; should one be, its combination moves with it (a queued
+-- event stays queued and is added with its new values).
+CREATE TRIGGER events_terms_update AFTER UPDATE OF ts, action, status, principal_type, principal,
+	principal_id, source_ip, user_agent ON events BEGIN` + termsRemoveOld + `	INSERT INTO rollup_terms_daily SELECT new.ts / 86400000000000, new.action, new.status,
+		new.principal_type, new.principal, new.principal_id, new.source_ip, new.user_agent, 1, new.ts, new.ts
+		WHERE NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = new.rowid)
+		ON CONFLICT DO UPDATE SET n = n + 1, first_ts = min(first_ts, excluded.first_ts),
+			last_ts = max(last_ts, excluded.last_ts);
+END;
+`,
 }
+
+// termsRemoveOld takes a deleted or updated event out of the new-terms rollup (step 6), unless
+// it is still queued.
+const termsRemoveOld = `
+	UPDATE rollup_terms_daily SET n = n - 1 WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
+		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
+		AND source_ip = old.source_ip AND user_agent = old.user_agent
+		AND NOT EXISTS (SELECT 1 FROM terms_pending WHERE rowid = old.rowid);
+	DELETE FROM rollup_terms_daily WHERE day = old.ts / 86400000000000 AND action = old.action AND status = old.status
+		AND principal_type = old.principal_type AND principal = old.principal AND principal_id = old.principal_id
+		AND source_ip = old.source_ip AND user_agent = old.user_agent AND n <= 0;
+`
 
 // SchemaVersion is the user_version of a file this package has fully migrated.
 func SchemaVersion() int { return len(migrations) }

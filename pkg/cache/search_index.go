@@ -63,36 +63,52 @@ const (
 	WHERE p.rowid <= ?`
 )
 
+// termsSQL adds the queued events up to a rowid to the new-terms rollup (the schema's step 6).
+const termsSQL = `INSERT INTO rollup_terms_daily
+	SELECT e.ts / 86400000000000, e.action, e.status, e.principal_type, e.principal,
+		e.principal_id, e.source_ip, e.user_agent, count(*), min(e.ts), max(e.ts)
+	FROM terms_pending AS p CROSS JOIN events AS e ON e.rowid = p.rowid
+	WHERE p.rowid <= ? GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+	ON CONFLICT DO UPDATE SET n = n + excluded.n, first_ts = min(first_ts, excluded.first_ts),
+		last_ts = max(last_ts, excluded.last_ts)`
+
 // IndexPending moves up to batch queued events (oldest rowids first) into the search index in
-// one write transaction and returns how many it moved: 0 when the queue is empty. batch <= 0
-// means DefaultIndexBatch. It returns ErrReadOnly on a cache this instance does not write.
+// one write transaction, and as many of the events queued for the new-terms rollup (a file
+// migrated from an older schema) into it in another, and returns the larger of the two
+// counts: 0 when both queues are empty. batch <= 0 means DefaultIndexBatch. It returns
+// ErrReadOnly on a cache this instance does not write.
 func (c *Cache) IndexPending(ctx context.Context, batch int) (indexed int, err error) {
 	if batch <= 0 {
 		batch = DefaultIndexBatch
 	}
-	indexed, err = c.indexBatch(ctx, batch, indexSQL)
+	indexed, err = c.indexBatch(ctx, batch, "search_pending", indexSQL)
 	if err != nil && strings.Contains(err.Error(), "malformed JSON") {
-		indexed, err = c.indexBatch(ctx, batch, indexSQLGuarded)
+		indexed, err = c.indexBatch(ctx, batch, "search_pending", indexSQLGuarded)
 	}
-	return indexed, err
+	if err != nil {
+		return 0, err
+	}
+	terms, err := c.indexBatch(ctx, batch, "terms_pending", termsSQL)
+	return max(indexed, terms), err
 }
 
-func (c *Cache) indexBatch(ctx context.Context, batch int, stmt string) (indexed int, err error) {
+// indexBatch moves the first batch rowids of queue (a table this package names) with stmt.
+func (c *Cache) indexBatch(ctx context.Context, batch int, queue, stmt string) (indexed int, err error) {
 	err = c.inWriteTx(ctx, func(tx *sql.Tx, _ *sql.Stmt) error {
 		var hi sql.NullInt64
 		if err := tx.QueryRowContext(ctx,
-			"SELECT max(rowid) FROM (SELECT rowid FROM search_pending ORDER BY rowid LIMIT ?)", batch).Scan(&hi); err != nil {
-			return fmt.Errorf("read the search queue: %w", err)
+			"SELECT max(rowid) FROM (SELECT rowid FROM "+queue+" ORDER BY rowid LIMIT ?)", batch).Scan(&hi); err != nil {
+			return fmt.Errorf("read the %s queue: %w", queue, err)
 		}
 		if !hi.Valid {
 			return nil // the queue is empty
 		}
 		if _, err := tx.ExecContext(ctx, stmt, hi.Int64); err != nil {
-			return fmt.Errorf("index events for search: %w", err)
+			return fmt.Errorf("index events (%s): %w", queue, err)
 		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM search_pending WHERE rowid <= ?", hi.Int64)
+		res, err := tx.ExecContext(ctx, "DELETE FROM "+queue+" WHERE rowid <= ?", hi.Int64)
 		if err != nil {
-			return fmt.Errorf("index events for search: %w", err)
+			return fmt.Errorf("index events (%s): %w", queue, err)
 		}
 		n, err := res.RowsAffected()
 		indexed = int(n)

@@ -47,7 +47,7 @@ func (d *Datasource) query(ctx context.Context, dq backend.DataQuery, st syncer.
 	frames, err := d.engine.Run(ctx, query.Request{
 		Query: q, RefID: dq.RefID,
 		From: dq.TimeRange.From, To: dq.TimeRange.To,
-		Interval: dq.Interval, MaxDataPoints: dq.MaxDataPoints,
+		Interval: dq.Interval, MaxDataPoints: dq.MaxDataPoints, ForAlert: fromAlert,
 	}, d.freshness(st))
 	if err != nil {
 		var qe *query.Error

@@ -82,9 +82,18 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 	first := bucketStart(r.From, iv)
 	n := int((bucketStart(r.To, iv)-first)/int64(iv)) + 1
 
-	counts, err := e.bucketCounts(ctx, db, q, r, first, iv)
+	cq := q
+	if q.GroupBy == FieldLevel {
+		c := *q
+		c.GroupBy = FieldStatus
+		cq = &c
+	}
+	counts, err := e.bucketCounts(ctx, db, cq, r, first, iv)
 	if err != nil {
 		return nil, err
+	}
+	if q.GroupBy == FieldLevel {
+		counts = byLevel(counts)
 	}
 	type series struct {
 		value string
@@ -126,14 +135,13 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 				vals[b] = float64(k)
 			}
 		}
-		var labels data.Labels
+		count := data.NewField("count", nil, vals)
 		if q.GroupBy != "" {
-			labels = data.Labels{q.GroupBy: s.value}
+			// Alert rules read the label; legends read the display name (not "count SUCCESS").
+			count.Labels = data.Labels{q.GroupBy: s.value}
+			count.Config = &data.FieldConfig{DisplayNameFromDS: displayName(s.value)}
 		}
-		f := data.NewFrame("",
-			data.NewField("time", nil, append([]time.Time(nil), times...)),
-			data.NewField("count", labels, vals),
-		)
+		f := data.NewFrame("", data.NewField("time", nil, append([]time.Time(nil), times...)), count)
 		f.RefID = r.RefID
 		f.Meta = meta()
 		frames = append(frames, f)
@@ -146,6 +154,21 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 		frames = append(frames, f)
 	}
 	return frames, nil
+}
+
+// byLevel merges the counts per status into counts per level.
+func byLevel(byStatus groupCounts) groupCounts {
+	out := groupCounts{}
+	for status, c := range byStatus {
+		lv := severity(status)
+		if out[lv] == nil {
+			out[lv] = map[int64]int64{}
+		}
+		for b, k := range c {
+			out[lv][b] += k
+		}
+	}
+	return out
 }
 
 // bucketCounts counts the matching events of [r.From, r.To] per bucket index (from first, iv
@@ -177,10 +200,10 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		}
 		return "(" + tsExpr + " - ?) / ?", []any{first, int64(iv)}
 	}
-	rawCount := func(from, to time.Time, ips []string) error {
+	rawCount := func(from, to time.Time) error {
 		var w where
 		w.timeRange(from, to)
-		w.filters(q, ips, filterOpts{})
+		w.filters(q, filterOpts{})
 		be, bargs := bucketExpr("ts")
 		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM ` + w.from() + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
 		return scanCounts(ctx, db, stmt, append(bargs, w.args...), add)
@@ -190,16 +213,12 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		return err
 	}
 	if plan == nil {
-		ips, err := e.resolveIPs(ctx, db, q)
-		if err != nil {
-			return err
-		}
-		return rawCount(r.From, r.To, ips)
+		return rawCount(r.From, r.To)
 	}
 	for _, seg := range plan.segments {
 		var w where
 		w.add(seg.unitExpr+" >= ? AND "+seg.unitExpr+" < ?", seg.from, seg.to)
-		w.filters(q, nil, filterOpts{})
+		w.filters(q, filterOpts{})
 		be, bargs := bucketExpr(seg.unitExpr + " * " + strconv.FormatInt(seg.unit, 10))
 		stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM ` + seg.table + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
 		if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
@@ -207,7 +226,7 @@ func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, f
 		}
 	}
 	for _, edge := range plan.edges {
-		if err := rawCount(edge[0], edge[1], nil); err != nil {
+		if err := rawCount(edge[0], edge[1]); err != nil {
 			return err
 		}
 	}
@@ -247,7 +266,7 @@ func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data
 	}
 	all := make([]topCount, 0, len(counts))
 	for v, k := range counts {
-		if k > 0 {
+		if k > 0 && v != "" { // no row for the events that lack the field
 			all = append(all, topCount{v, k})
 		}
 	}
@@ -269,6 +288,16 @@ func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data
 	f.RefID = r.RefID
 	f.Meta = &data.FrameMeta{Type: data.FrameTypeTable}
 	return data.Frames{f}, nil
+}
+
+// NoneName is the display name of the series of events without a value for the groupBy field.
+const NoneName = "(none)"
+
+func displayName(v string) string {
+	if v == "" {
+		return NoneName
+	}
+	return v
 }
 
 func valuesFrame(refID string, vals []string) *data.Frame {

@@ -294,6 +294,8 @@ var benchQueries = []benchQuery{
 	{"timeseries-cidr-7d-1h", `{"queryType":"timeseries","sourceIps":["10.0.0.0/8"]}`, 7 * 24 * time.Hour, time.Hour},
 	{"values-principal-sa", `{"queryType":"values","field":"principal","principalType":"serviceAccount"}`, 0, 0},
 	{"values-sourceIp", `{"queryType":"values","field":"sourceIp"}`, 0, 0},
+	{"newterms-principal-sourceIp-1d-30d", `{"queryType":"newTerms","fields":["principal","sourceIp"],"lookback":"30d"}`, 24 * time.Hour, 0},
+	{"newterms-3-fields-1d-30d", `{"queryType":"newTerms","fields":["principal","sourceIp","userAgent"],"principalType":"serviceAccount"}`, 24 * time.Hour, 0},
 }
 
 func (bq benchQuery) request(b *testing.B, end time.Time) Request {

@@ -18,6 +18,7 @@ type Request struct {
 	Interval      time.Duration // Grafana's intervalMs; 0 when unknown
 	MaxDataPoints int64         // 0 when unknown
 	RefID         string
+	ForAlert      bool // an alert rule asks: frames that Grafana's expressions read (see termsFrame)
 }
 
 // Freshness is what the syncer knows about how complete the cache is; Run turns it into
@@ -88,7 +89,7 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 	if err != nil {
 		return nil, err
 	}
-	if err := e.planSearch(ctx, db, &q); err != nil {
+	if err := e.prepare(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	var frames data.Frames
@@ -101,6 +102,8 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 		frames, err = e.timeSeries(ctx, db, &q, r)
 	case TypeTop:
 		frames, err = e.top(ctx, db, &q, r)
+	case TypeNewTerms:
+		frames, err = e.newTerms(ctx, db, &q, r)
 	case TypeValues:
 		var vals []string
 		vals, err = e.values(ctx, db, q.Field, "", q.Limit, &q)
@@ -119,8 +122,10 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 
 // Values lists the distinct values of field in the whole cache (not bound to a time range),
 // sorted, at most limit (1 to MaxValuesLimit; 0 means DefaultValuesLimit) of them, the ones
-// starting with prefix (case-insensitive) when prefix is not empty. filters' other filters
-// apply; its filter on field itself, its Type, GroupBy, Field and Limit are ignored.
+// starting with prefix (case-insensitive) when prefix is not empty, never the empty value.
+// filters' filters apply but its positive list on field itself (a dropdown lists every
+// choice; negations and ad-hoc filters on field do apply); its Type, GroupBy, Field and Limit
+// are ignored.
 func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, filters Query) ([]string, error) {
 	if _, ok := fieldColumns[field]; !ok {
 		return nil, errorf("field", "unknown field %q: use one of %s", clip(field, 64), joinFields())
@@ -140,10 +145,18 @@ func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, fi
 	if err != nil {
 		return nil, err
 	}
-	if err := e.planSearch(ctx, db, &q); err != nil {
+	if err := e.prepare(ctx, db, &q); err != nil {
 		return nil, err
 	}
 	return e.values(ctx, db, field, prefix, limit, &q)
+}
+
+// prepare reads what q's statements need once: the search candidates and the resolved filters.
+func (e *Engine) prepare(ctx context.Context, db *sql.DB, q *Query) error {
+	if err := e.planSearch(ctx, db, q); err != nil {
+		return err
+	}
+	return e.resolve(ctx, db, q)
 }
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,18 +34,6 @@ func (w *where) add(cond string, args ...any) {
 	w.args = append(w.args, args...)
 }
 
-// in adds "col matches any of vals": a plain comparison for one value, else a JSON array
-// bound as one argument (no limit on the number of values, one statement text per shape).
-func (w *where) in(col string, vals []string) {
-	switch len(vals) {
-	case 0:
-	case 1:
-		w.add(col+" = ?", vals[0])
-	default:
-		w.add(col+" IN (SELECT value FROM json_each(?))", jsonArray(vals))
-	}
-}
-
 func (w *where) sql() string {
 	if len(w.conds) == 0 {
 		return "1"
@@ -62,41 +51,79 @@ func (w *where) timeRange(from, to time.Time) {
 	w.add("ts >= ? AND ts <= ?", from.UnixNano(), to.UnixNano())
 }
 
-// filterOpts says which filters a caller wants left out.
-type filterOpts struct {
-	skipField string // values: the field being listed ignores its own filter
+// cond is one filter on one field: the event's value is one of vals, or with not, none of
+// them. Every filter of a query becomes conds (Engine.resolve): the lists as written, source
+// IPs and regular expressions resolved to the matching distinct values of the cache.
+type cond struct {
+	field     string
+	not       bool
+	byID      bool // principal: the name or the id
+	selection bool // the field's own positive list: a values query listing that field ignores it
+	vals      []string
 }
 
-// filters adds q's filters. Source IPs are resolved to the distinct cached values that match
-// (ips), computed once per query by resolveIPs; a nil ips with a SourceIPs filter is a bug.
-func (w *where) filters(q *Query, ips []string, o filterOpts) {
-	if o.skipField != FieldAction {
-		w.in("action", q.Actions)
-	}
-	if o.skipField != FieldStatus {
-		w.in("status", q.Statuses)
-	}
-	if o.skipField != FieldPrincipal && len(q.Principals) > 0 {
-		if len(q.Principals) == 1 {
-			w.add("(principal = ? OR principal_id = ?)", q.Principals[0], q.Principals[0])
-		} else {
-			a := jsonArray(q.Principals)
-			w.add("(principal IN (SELECT value FROM json_each(?)) OR principal_id IN (SELECT value FROM json_each(?)))", a, a)
+// filterOpts says how a caller wants the filters applied.
+type filterOpts struct {
+	skipField string // values: the field being listed ignores its own selection
+	asValue   bool   // rollup_values: skipField's column is named value
+}
+
+// condsFor returns the conds of q that apply with o.
+func (q *Query) condsFor(o filterOpts) []cond {
+	out := make([]cond, 0, len(q.conds))
+	for _, c := range q.conds {
+		if c.selection && c.field == o.skipField {
+			continue
 		}
+		out = append(out, c)
 	}
-	if o.skipField != FieldPrincipalType && q.PrincipalType != "" {
-		w.add("principal_type = ?", q.PrincipalType)
-	}
-	if o.skipField != FieldSourceIP && len(q.SourceIPs) > 0 {
-		if len(ips) == 0 {
-			w.add("0")
-		} else {
-			w.in("source_ip", ips)
+	return out
+}
+
+// filters adds q's filters (resolved by Engine.resolve) and its search.
+func (w *where) filters(q *Query, o filterOpts) {
+	for _, c := range q.condsFor(o) {
+		col := fieldColumns[c.field]
+		if o.asValue && c.field == o.skipField {
+			col = "value"
 		}
+		w.cond(col, c)
 	}
 	if q.Search != "" {
 		w.search(q.Search, q.searchRowids)
 	}
+}
+
+func (w *where) cond(col string, c cond) {
+	if len(c.vals) == 0 {
+		if !c.not {
+			w.add("0") // a resolved list that matched nothing
+		}
+		return
+	}
+	// One value compares plainly; more are a JSON array bound as one argument (no limit on
+	// their number, one statement text per shape).
+	var expr string
+	var args []any
+	in := func(col string) {
+		if len(c.vals) == 1 {
+			expr += col + " = ?"
+			args = append(args, c.vals[0])
+		} else {
+			expr += col + " IN (SELECT value FROM json_each(?))"
+			args = append(args, jsonArray(c.vals))
+		}
+	}
+	in(col)
+	if c.byID {
+		expr += " OR "
+		in("principal_id")
+		expr = "(" + expr + ")"
+	}
+	if c.not {
+		expr = "NOT " + expr
+	}
+	w.add(expr, args...)
 }
 
 // search adds the free-text condition: a case-insensitive (ASCII case folding, as SQLite's
@@ -141,24 +168,85 @@ func rawSafe(s string) bool {
 	return s != ""
 }
 
-// resolveIPs returns the distinct cached source IPs matching q's SourceIPs filter, or nil when
-// the query has none. A value that is not an IP (whatever Wiz sent) matches only an entry
-// written exactly like it.
-func (e *Engine) resolveIPs(ctx context.Context, db *sql.DB, q *Query) ([]string, error) {
-	if len(q.SourceIPs) == 0 {
-		return nil, nil
+// resolve turns q's filters into q.conds, reading the distinct cached values where a filter
+// matches by prefix or pattern: once per query, and every statement then compares plain
+// values (which the rollup tables can too).
+func (e *Engine) resolve(ctx context.Context, db *sql.DB, q *Query) error {
+	var cs []cond
+	list := func(field string, not bool, vals []string) {
+		if len(vals) > 0 {
+			cs = append(cs, cond{field: field, not: not, byID: field == FieldPrincipal, selection: !not, vals: vals})
+		}
 	}
-	all, err := e.distinctSourceIPs(ctx, db)
-	if err != nil {
-		return nil, err
+	list(FieldAction, false, q.Actions)
+	list(FieldAction, true, q.NotActions)
+	list(FieldStatus, false, q.Statuses)
+	list(FieldStatus, true, q.NotStatuses)
+	list(FieldPrincipal, false, q.Principals)
+	list(FieldPrincipal, true, q.NotPrincipals)
+	if q.PrincipalType != "" {
+		list(FieldPrincipalType, false, []string{q.PrincipalType})
 	}
-	exact := map[string]bool{}
-	for _, s := range q.SourceIPs {
-		exact[strings.TrimSpace(s)] = true
+	var ips []string
+	ipsMatching := func(exact []string, prefixes []netip.Prefix) ([]string, error) {
+		if ips == nil {
+			var err error
+			if ips, err = e.distinct(ctx, db, FieldSourceIP); err != nil {
+				return nil, err
+			}
+		}
+		return matchIPs(ips, exact, prefixes), nil
 	}
+	for _, l := range []struct {
+		not      bool
+		exact    []string
+		prefixes []netip.Prefix
+	}{{false, q.SourceIPs, q.prefixes}, {true, q.NotSourceIPs, q.notPrefixes}} {
+		if len(l.exact) == 0 {
+			continue
+		}
+		vals, err := ipsMatching(l.exact, l.prefixes)
+		if err != nil {
+			return err
+		}
+		cs = append(cs, cond{field: FieldSourceIP, not: l.not, selection: !l.not, vals: vals})
+	}
+	// Ad-hoc filters compare the principal's name: what labels, columns and Grafana's value
+	// picker show.
+	for i, f := range q.Adhoc {
+		m := q.adhoc[i]
+		c := cond{field: f.Key, not: f.Operator == "!=" || f.Operator == "!~", vals: []string{f.Value}}
+		switch {
+		case m.re != nil:
+			all, err := e.distinct(ctx, db, f.Key)
+			if err != nil {
+				return err
+			}
+			c.vals = []string{}
+			for _, v := range all {
+				if m.re.MatchString(v) {
+					c.vals = append(c.vals, v)
+				}
+			}
+		case m.prefix.IsValid():
+			var err error
+			if c.vals, err = ipsMatching(nil, []netip.Prefix{m.prefix}); err != nil {
+				return err
+			}
+		}
+		cs = append(cs, c)
+	}
+	q.conds = cs
+	return nil
+}
+
+// matchIPs returns the values of all written exactly as one of exact or holding an address
+// inside one of prefixes (an IPv4-mapped IPv6 address as its IPv4 address). A value that is
+// no IP (whatever Wiz sent) matches only when written exactly alike.
+func matchIPs(all, exact []string, prefixes []netip.Prefix) []string {
 	out := []string{}
 	for _, v := range all {
-		if exact[v] {
+		if slices.Contains(exact, v) {
 			out = append(out, v)
 			continue
 		}
@@ -167,14 +255,14 @@ func (e *Engine) resolveIPs(ctx context.Context, db *sql.DB, q *Query) ([]string
 			continue
 		}
 		a = a.Unmap().WithZone("")
-		for _, p := range q.prefixes {
+		for _, p := range prefixes {
 			if p.Contains(a) {
 				out = append(out, v)
 				break
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // asciiLower folds ASCII letters only, as SQLite's lower() does.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +22,7 @@ import (
 
 // The shared data set: a seeded fake tenant's events decoded as the syncer would, plus a few
 // hand-made oddities (IPv6 and mapped addresses, a source IP that is no IP, SQL metacharacters,
-// quotes, no principal), stored once in a real cache file.
+// quotes, no principal, no source IP), stored once in a real cache file.
 
 var fixEnd = time.Date(2026, 6, 10, 12, 34, 56, 0, time.UTC)
 
@@ -130,6 +131,7 @@ func oddEntries() []auditlog.Entry {
 		node("odd-3", "UpdateUser", "ACCESS_DENIED", at(3), `null`, nil, sp("not-an-ip"), nil, u),
 		node("odd-4", "  Weird Action  ", "SUCCESS", at(4), `{"x":[1,2,{"y":"Ünïcödé"}]}`, sp("ua%_*"), sp("2001:db8:0:0:1::9"), nil, nil),
 		node("odd-5", "Login", "ACCESS_DENIED", at(5), `{}`, sp("curl/8.0"), sp("10.255.255.255"), nil, map[string]string{"id": "u-odd-5", "name": ""}),
+		node("odd-6", "Login", "FAILED", at(6), `{}`, nil, nil, nil, map[string]string{"id": "u-odd-6", "name": "ipless"}),
 	}
 	var out []auditlog.Entry
 	for _, n := range nodes {
@@ -168,30 +170,24 @@ func matches(e *auditlog.Entry, q *Query) bool {
 	if q.PrincipalType != "" && e.PrincipalType != q.PrincipalType {
 		return false
 	}
-	if len(q.SourceIPs) > 0 {
-		ok := false
-		for _, s := range q.SourceIPs {
-			if s == e.SourceIP {
-				ok = true
-				break
-			}
-			a, err := netip.ParseAddr(e.SourceIP)
-			if err != nil {
-				continue
-			}
-			a = a.Unmap()
-			if strings.Contains(s, "/") {
-				p, err := netip.ParsePrefix(s)
-				if err == nil && p.Contains(a) {
-					ok = true
-					break
-				}
-			} else if b, err := netip.ParseAddr(s); err == nil && b.Unmap() == a {
-				ok = true
-				break
-			}
+	if len(q.SourceIPs) > 0 && !slices.ContainsFunc(q.SourceIPs, func(s string) bool { return ipMatchesT(s, e.SourceIP) }) {
+		return false
+	}
+	if slices.Contains(q.NotActions, e.Action) || slices.Contains(q.NotStatuses, e.Status) ||
+		slices.Contains(q.NotPrincipals, e.PrincipalName) || slices.Contains(q.NotPrincipals, e.PrincipalID) ||
+		slices.ContainsFunc(q.NotSourceIPs, func(s string) bool { return ipMatchesT(s, e.SourceIP) }) {
+		return false
+	}
+	for _, f := range q.Adhoc {
+		v := fieldOf(e, f.Key)
+		var ok bool
+		switch f.Operator {
+		case "=", "!=":
+			ok = v == f.Value || (f.Key == FieldSourceIP && ipMatchesT(f.Value, v))
+		default:
+			ok = regexp.MustCompile(`\A(?:` + f.Value + `)\z`).MatchString(v)
 		}
-		if !ok {
+		if ok == strings.HasPrefix(f.Operator, "!") {
 			return false
 		}
 	}
@@ -216,6 +212,28 @@ func matches(e *auditlog.Entry, q *Query) bool {
 	return true
 }
 
+// ipMatchesT: the filter value s (an address or a CIDR prefix) matches the event's source IP
+// ip, an IPv4-mapped address being its IPv4 address; a value that is no IP matches itself.
+func ipMatchesT(s, ip string) bool {
+	if s == ip {
+		return true
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return err == nil && p.Contains(a)
+	}
+	b, err := netip.ParseAddr(s)
+	return err == nil && b.Unmap() == a
+}
+
 func inRange(e *auditlog.Entry, from, to time.Time) bool {
 	return !e.Timestamp.Before(from) && !e.Timestamp.After(to)
 }
@@ -234,6 +252,11 @@ func fieldOf(e *auditlog.Entry, field string) string {
 		return e.SourceIP
 	case FieldUserAgent:
 		return e.UserAgent
+	case FieldLevel:
+		if lv, ok := map[string]string{"SUCCESS": "info", "FAILED": "error", "ACCESS_DENIED": "warning"}[e.Status]; ok {
+			return lv
+		}
+		return "unknown"
 	}
 	return ""
 }

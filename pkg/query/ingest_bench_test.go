@@ -13,7 +13,8 @@ import (
 // BenchmarkIngestRollups measures what the insert triggers cost the write path: the same
 // pages of 500 entries into a cache with the triggers and into one whose triggers were
 // dropped. One op is one page; compare the events/s of the two. Every variant but the last
-// two keeps the search queue's trigger.
+// two keeps the search queue's trigger, and all but without-terms-trigger and the last the
+// new-terms rollup's.
 func BenchmarkIngestRollups(b *testing.B) {
 	for _, v := range []struct {
 		name string
@@ -23,9 +24,11 @@ func BenchmarkIngestRollups(b *testing.B) {
 		{"step3-triggers-only", []string{"events_rollup2_insert"}},
 		{"step4-triggers-only", []string{"events_rollup_insert"}},
 		{"with-rollup-triggers", nil},
+		// The new-terms rollup's trigger (schema step 6) against all of them.
+		{"without-terms-trigger", []string{"events_terms_insert"}},
 		// The search queue's trigger (one integer insert per event) against the rest.
 		{"without-search-trigger", []string{"events_search_insert"}},
-		{"without-any-trigger", []string{"events_rollup_insert", "events_rollup2_insert", "events_search_insert"}},
+		{"without-any-trigger", []string{"events_rollup_insert", "events_rollup2_insert", "events_search_insert", "events_terms_insert"}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "ingest.db")

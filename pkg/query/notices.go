@@ -17,6 +17,7 @@ const DefaultStaleAfter = 5 * time.Minute
 //   - nothing has been synced yet;
 //   - the range starts before what the backfill has covered so far (a warning while the
 //     backfill runs; information once it is done, since older events are never fetched);
+//   - a newTerms lookback starts before the backfill's start (its "new" may be old);
 //   - the sync is failing.
 //
 // A values query is not bound to a time range: it only gets the last two.
@@ -52,6 +53,9 @@ func Notices(q *Query, r Request, f Freshness, now time.Time) []data.Notice {
 		} else {
 			add(data.NoticeSeverityWarning, "the backfill has covered events from %s on so far; older events in the range are not shown yet", rfc(f.BackfillFrom))
 		}
+	}
+	if q.Type == TypeNewTerms && !f.BackfillFrom.IsZero() && r.From.Add(-q.Lookback).Before(f.BackfillFrom) {
+		add(data.NoticeSeverityWarning, "the lookback starts at %s, before the cache's events (from %s on): a term seen only before then is listed as new", rfc(r.From.Add(-q.Lookback)), rfc(f.BackfillFrom))
 	}
 	if f.SyncError != "" {
 		add(data.NoticeSeverityWarning, "syncing with Wiz is failing (%s): recent events may be missing", clip(f.SyncError, 300))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func TestParseDefaults(t *testing.T) {
 		{`{"queryType":"values","field":"sourceIp"}`, TypeValues, 1000, "sourceIp", nil},
 		{`{"queryType":"values","groupBy":"status"}`, TypeValues, 1000, "status", nil},
 		{`{"queryType":"timeseries"}`, TypeTimeSeries, 0, "", nil},
+		{`{"queryType":"newTerms","fields":["principal","sourceIp"]}`, TypeNewTerms, 100, "", nil},
 		{`{"principals":"ana.berg"}`, TypeLogs, 1000, "", []string{"ana.berg"}},
 		{`{"principals":["a","","a","b"],"limit":null}`, TypeLogs, 1000, "", []string{"a", "b"}},
 	}
@@ -58,6 +60,21 @@ func TestParseErrors(t *testing.T) {
 		{`{"principalType":"robot"}`, "principalType", `unknown principalType "robot"`},
 		{`{"sourceIps":["10.0.0.0/33"]}`, "sourceIps", `"10.0.0.0/33" is neither an IP address nor a CIDR prefix`},
 		{`{"sourceIps":["10.0.0.300"]}`, "sourceIps", `"10.0.0.300"`},
+		{`{"notSourceIps":["10.0.0.0/33"]}`, "notSourceIps", `notSourceIps: "10.0.0.0/33" is neither`},
+		{`{"notActions":[1]}`, "notActions", "notActions must be a list of strings"},
+		{`{"adhocFilters":[{"key":"password","operator":"=","value":"x"}]}`, "adhocFilters", `adhocFilters[0]: unknown key "password"`},
+		{`{"adhocFilters":[{"key":"action","operator":"=","value":"x"},{"key":"status","operator":"<","value":"x"}]}`, "adhocFilters", `adhocFilters[1] (status): unknown operator "<"`},
+		{`{"adhocFilters":[{"key":"userAgent","operator":"=~","value":"curl(("}]}`, "adhocFilters", `adhocFilters[0] (userAgent): "curl((" is not a valid regular expression`},
+		{`{"adhocFilters":[{"key":"action","operator":"!~","value":"` + strings.Repeat("a", 257) + `"}]}`, "adhocFilters", "the regular expression has 257 characters: at most 256"},
+		{`{"adhocFilters":{"key":"action"}}`, "adhocFilters", "adhocFilters must be a list"},
+		{`{"queryType":"top","groupBy":"level"}`, "groupBy", "groupBy level is for timeseries queries only"},
+		{`{"queryType":"newTerms"}`, "fields", "a newTerms query takes 1 to 3 fields, not 0"},
+		{`{"queryType":"newTerms","fields":["action","status","principal","sourceIp"]}`, "fields", "a newTerms query takes 1 to 3 fields, not 4"},
+		{`{"queryType":"newTerms","fields":["principal","ts"]}`, "fields", `unknown field "ts" in fields`},
+		{`{"queryType":"newTerms","fields":"sourceIp","lookback":"400d"}`, "lookback", "lookback 400d is out of range"},
+		{`{"queryType":"newTerms","fields":"sourceIp","lookback":"-1h"}`, "lookback", "lookback -1h0m0s is out of range"},
+		{`{"queryType":"newTerms","fields":"sourceIp","lookback":"a month"}`, "lookback", `lookback "a month" is neither`},
+		{`{"queryType":"newTerms","fields":"sourceIp","lookback":30}`, "lookback", "lookback has the wrong type"},
 		{`{"sourceIps":["fe80::1::2"]}`, "sourceIps", `"fe80::1::2"`},
 		{`{"sourceIps":[""," x "]}`, "sourceIps", `" x "`},
 		{`{"limit":0.5}`, "limit", "whole number"},
@@ -316,5 +333,37 @@ func TestNotices(t *testing.T) {
 	}
 	if len(frames[0].Meta.Notices) != 2 || len(frames[1].Meta.Notices) != 0 {
 		t.Fatalf("notices: %v / %v", frames[0].Meta.Notices, frames[1].Meta.Notices)
+	}
+}
+
+// The limits table and the code agree: every query type has its row and no other, and Parse
+// applies each row's default and maximum.
+func TestLimitsTable(t *testing.T) {
+	t.Parallel()
+	var keys []string
+	for k := range Limits {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	want := slices.Clone(queryTypes)
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("limits.json has %v, the query types are %v", keys, want)
+	}
+	extra := map[string]string{TypeTop: `,"groupBy":"action"`, TypeValues: `,"field":"action"`, TypeNewTerms: `,"fields":"action"`}
+	for typ, l := range Limits {
+		js := func(limit int) string {
+			return fmt.Sprintf(`{"queryType":%q,"limit":%d%s}`, typ, limit, extra[typ])
+		}
+		q, err := Parse(json.RawMessage(js(0)))
+		if err != nil || q.Limit != l.Default {
+			t.Errorf("%s: default limit %d, %v; want %d", typ, q.Limit, err, l.Default)
+		}
+		if q, err := Parse(json.RawMessage(js(l.Max))); err != nil || q.Limit != l.Max {
+			t.Errorf("%s: limit %d refused: %v", typ, l.Max, err)
+		}
+		if _, err := Parse(json.RawMessage(js(l.Max + 1))); !errors.Is(err, ErrInvalidQuery) {
+			t.Errorf("%s: limit %d accepted", typ, l.Max+1)
+		}
 	}
 }

@@ -8,11 +8,15 @@ package query
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -23,6 +27,7 @@ const (
 	TypeTimeSeries = "timeseries"
 	TypeTop        = "top"
 	TypeValues     = "values"
+	TypeNewTerms   = "newTerms"
 )
 
 // Fields are the names groupBy and field take.
@@ -33,17 +38,35 @@ const (
 	FieldPrincipalType = "principalType"
 	FieldSourceIP      = "sourceIp"
 	FieldUserAgent     = "userAgent"
+	// FieldLevel groups a time series by the log level of the status (see severity): what
+	// Explore's logs volume asks. Not a field of the events: timeseries groupBy only.
+	FieldLevel = "level"
 )
 
-// Limits of the limit field, per query type. 0 (or absent) means the default.
-const (
-	DefaultLogsLimit   = 1000
-	MaxRowsLimit       = 10000 // logs and table
-	DefaultTopLimit    = 10
-	MaxTopLimit        = 1000
-	DefaultValuesLimit = 1000
-	MaxValuesLimit     = 10000
-	MaxSeriesLimit     = 1000 // timeseries: limit keeps the N biggest series
+// Limit is a query type's default and largest limit.
+type Limit struct {
+	Default int `json:"default"` // for a limit of 0 or none; timeseries: 0, all series
+	Max     int `json:"max"`
+}
+
+// limitsJSON is the one table of limits; the query editors import the same file.
+//
+//go:embed limits.json
+var limitsJSON []byte
+
+// Limits per query type.
+var Limits = func() map[string]Limit {
+	var m map[string]Limit
+	if err := json.Unmarshal(limitsJSON, &m); err != nil {
+		panic("query: limits.json: " + err.Error())
+	}
+	return m
+}()
+
+// The values limits, for the values resource.
+var (
+	DefaultValuesLimit = Limits[TypeValues].Default
+	MaxValuesLimit     = Limits[TypeValues].Max
 )
 
 // MaxListLen bounds the number of entries of a list filter.
@@ -63,7 +86,7 @@ var fieldColumns = map[string]string{
 // fieldNames in the order error messages list them.
 var fieldNames = []string{FieldAction, FieldStatus, FieldPrincipal, FieldPrincipalType, FieldSourceIP, FieldUserAgent}
 
-var queryTypes = []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues}
+var queryTypes = []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues, TypeNewTerms}
 
 // ErrInvalidQuery is what every *Error matches with errors.Is: the query itself is wrong
 // (the user's side), as opposed to a failure of the cache or of the plugin.
@@ -94,12 +117,45 @@ type Query struct {
 	PrincipalType string   // "", "user" or "serviceAccount"
 	SourceIPs     []string // as written: IPs or CIDR prefixes
 	Search        string
-	GroupBy       string // "" or a field name
-	Field         string // values: the field whose values are listed
-	Limit         int    // defaulted for logs, table, top and values; 0 for timeseries means all series
+	// The negations: an event matching any of their values is left out (same matching as
+	// the positive twin). An event without a source IP is never left out by NotSourceIPs.
+	NotActions    []string
+	NotStatuses   []string
+	NotPrincipals []string
+	NotSourceIPs  []string
+	Adhoc         []AdhocFilter // Grafana's ad-hoc filters, ANDed with the rest
+	GroupBy       string        // "" or a field name
+	Field         string        // values: the field whose values are listed
+	Fields        []string      // newTerms: 1 to MaxTermsFields field names
+	Lookback      time.Duration // newTerms: the window before the range (0: DefaultLookback)
+	Limit         int           // defaulted for logs, table, top and values; 0 for timeseries means all series
 
 	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
+	notPrefixes  []netip.Prefix // NotSourceIPs parsed
+	conds        []cond         // the filters with their value lists resolved (Engine.resolve)
 	searchRowids string         // JSON array of the search candidates' rowids; "" to scan (Engine.planSearch)
+	adhoc        []adhocMatch   // Adhoc parsed, in the same order
+}
+
+// AdhocFilter is one of Grafana's ad-hoc filters: key is a field name; operator = and !=
+// compare exactly (sourceIp: an address or a CIDR prefix), =~ and !~ match an RE2 regular
+// expression against the whole value.
+type AdhocFilter struct {
+	Key      string `json:"key"`
+	Operator string `json:"operator"`
+	Value    string `json:"value"`
+}
+
+// MaxRegexLen bounds an ad-hoc filter's regular expression, in characters.
+const MaxRegexLen = 256
+
+var adhocOperators = []string{"=", "!=", "=~", "!~"}
+
+// adhocMatch is an AdhocFilter made ready to match: its compiled, anchored expression, or
+// its source IP prefix when the value is one.
+type adhocMatch struct {
+	re     *regexp.Regexp
+	prefix netip.Prefix // valid when a sourceIp value is an address or a prefix
 }
 
 // stringList accepts a JSON array of strings, a single string (a template variable that
@@ -136,9 +192,16 @@ type wire struct {
 	Principals    json.RawMessage `json:"principals"`
 	PrincipalType string          `json:"principalType"`
 	SourceIPs     json.RawMessage `json:"sourceIps"`
+	NotActions    json.RawMessage `json:"notActions"`
+	NotStatuses   json.RawMessage `json:"notStatuses"`
+	NotPrincipals json.RawMessage `json:"notPrincipals"`
+	NotSourceIPs  json.RawMessage `json:"notSourceIps"`
+	AdhocFilters  json.RawMessage `json:"adhocFilters"`
 	Search        string          `json:"search"`
 	GroupBy       string          `json:"groupBy"`
 	Field         string          `json:"field"`
+	Fields        json.RawMessage `json:"fields"`
+	Lookback      string          `json:"lookback"`
 	Limit         json.RawMessage `json:"limit"`
 }
 
@@ -156,11 +219,12 @@ func Parse(raw json.RawMessage) (Query, error) {
 		}
 		return Query{}, errorf("", "the query is not valid JSON: %s", clip(err.Error(), 200))
 	}
-	var lists [4]stringList
+	var lists [9]stringList
 	for i, l := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs}} {
+	}{{"actions", w.Actions}, {"statuses", w.Statuses}, {"principals", w.Principals}, {"sourceIps", w.SourceIPs},
+		{"notActions", w.NotActions}, {"notStatuses", w.NotStatuses}, {"notPrincipals", w.NotPrincipals}, {"notSourceIps", w.NotSourceIPs}, {"fields", w.Fields}} {
 		if len(l.raw) == 0 {
 			continue
 		}
@@ -175,9 +239,19 @@ func Parse(raw json.RawMessage) (Query, error) {
 		Principals:    compact(lists[2]),
 		PrincipalType: strings.TrimSpace(w.PrincipalType),
 		SourceIPs:     compact(lists[3]),
+		NotActions:    compact(lists[4]),
+		NotStatuses:   compact(lists[5]),
+		NotPrincipals: compact(lists[6]),
+		NotSourceIPs:  compact(lists[7]),
+		Fields:        compact(lists[8]),
 		Search:        w.Search,
 		GroupBy:       strings.TrimSpace(w.GroupBy),
 		Field:         strings.TrimSpace(w.Field),
+	}
+	if len(w.AdhocFilters) > 0 && !bytes.Equal(bytes.TrimSpace(w.AdhocFilters), []byte("null")) {
+		if err := json.Unmarshal(w.AdhocFilters, &q.Adhoc); err != nil {
+			return Query{}, errorf("adhocFilters", "adhocFilters must be a list of {key, operator, value} objects")
+		}
 	}
 	if q.Type == "" {
 		q.Type = TypeLogs
@@ -185,6 +259,11 @@ func Parse(raw json.RawMessage) (Query, error) {
 	if !contains(queryTypes, q.Type) {
 		return Query{}, errorf("queryType", "unknown queryType %q: use one of %s", clip(q.Type, 64), strings.Join(queryTypes, ", "))
 	}
+	lookback, err := parseLookback(w.Lookback)
+	if err != nil {
+		return Query{}, err
+	}
+	q.Lookback = lookback
 	limit, err := parseLimit(w.Limit)
 	if err != nil {
 		return Query{}, err
@@ -194,6 +273,30 @@ func Parse(raw json.RawMessage) (Query, error) {
 		return Query{}, err
 	}
 	return q, nil
+}
+
+// parseLookback reads a Go duration ("36h") or a number of days ("30d"); "" is 0.
+func parseLookback(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if d, err := strconv.ParseFloat(n, 64); err == nil && d >= -1e6 && d <= 1e6 {
+			return time.Duration(d * float64(24*time.Hour)), nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	return 0, errorf("lookback", "lookback %q is neither a duration (like 36h) nor a number of days (like 30d)", clip(s, 32))
+}
+
+// formatDays writes whole days as "Nd", anything else as a Go duration.
+func formatDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func parseLimit(b json.RawMessage) (int, error) {
@@ -223,7 +326,8 @@ func (q *Query) validate() error {
 	for _, l := range []struct {
 		name string
 		vals []string
-	}{{"actions", q.Actions}, {"statuses", q.Statuses}, {"principals", q.Principals}, {"sourceIps", q.SourceIPs}} {
+	}{{"actions", q.Actions}, {"statuses", q.Statuses}, {"principals", q.Principals}, {"sourceIps", q.SourceIPs},
+		{"notActions", q.NotActions}, {"notStatuses", q.NotStatuses}, {"notPrincipals", q.NotPrincipals}, {"notSourceIps", q.NotSourceIPs}} {
 		if len(l.vals) > MaxListLen {
 			return errorf(l.name, "%s has %d entries: at most %d", l.name, len(l.vals), MaxListLen)
 		}
@@ -233,7 +337,10 @@ func (q *Query) validate() error {
 	default:
 		return errorf("principalType", "unknown principalType %q: use user or serviceAccount (or leave it empty for both)", clip(q.PrincipalType, 64))
 	}
-	if q.GroupBy != "" {
+	if q.GroupBy == FieldLevel && q.Type != TypeTimeSeries {
+		return errorf("groupBy", "groupBy level is for timeseries queries only")
+	}
+	if q.GroupBy != "" && q.GroupBy != FieldLevel {
 		if _, ok := fieldColumns[q.GroupBy]; !ok {
 			return errorf("groupBy", "unknown groupBy %q: use one of %s", clip(q.GroupBy, 64), strings.Join(fieldNames, ", "))
 		}
@@ -243,32 +350,38 @@ func (q *Query) validate() error {
 			return errorf("field", "unknown field %q: use one of %s", clip(q.Field, 64), strings.Join(fieldNames, ", "))
 		}
 	}
-	q.prefixes = nil
-	for _, s := range q.SourceIPs {
-		p, err := parseIPOrPrefix(s)
-		if err != nil {
-			return errorf("sourceIps", "sourceIps: %q is neither an IP address nor a CIDR prefix (like 203.0.113.7 or 10.0.0.0/8)", clip(s, 64))
-		}
-		q.prefixes = append(q.prefixes, p)
+	var err error
+	if q.prefixes, err = parsePrefixes("sourceIps", q.SourceIPs); err != nil {
+		return err
 	}
-	lim := q.Limit
+	if q.notPrefixes, err = parsePrefixes("notSourceIps", q.NotSourceIPs); err != nil {
+		return err
+	}
+	if q.adhoc, err = parseAdhoc(q.Adhoc); err != nil {
+		return err
+	}
 	switch q.Type {
-	case TypeLogs, TypeTable:
-		if lim == 0 {
-			lim = DefaultLogsLimit
-		}
-		if lim < 1 || lim > MaxRowsLimit {
-			return errorf("limit", "limit %d is out of range: %s queries take 1 to %d", q.Limit, q.Type, MaxRowsLimit)
-		}
 	case TypeTop:
 		if q.GroupBy == "" {
 			return errorf("groupBy", "a top query needs groupBy: one of %s", strings.Join(fieldNames, ", "))
 		}
-		if lim == 0 {
-			lim = DefaultTopLimit
+	case TypeNewTerms:
+		if len(q.Fields) == 0 && q.Field != "" {
+			q.Fields = []string{q.Field}
 		}
-		if lim < 1 || lim > MaxTopLimit {
-			return errorf("limit", "limit %d is out of range: top queries take 1 to %d", q.Limit, MaxTopLimit)
+		if len(q.Fields) == 0 || len(q.Fields) > MaxTermsFields {
+			return errorf("fields", "a newTerms query takes 1 to %d fields, not %d: from %s", MaxTermsFields, len(q.Fields), strings.Join(fieldNames, ", "))
+		}
+		for _, f := range q.Fields {
+			if _, ok := fieldColumns[f]; !ok {
+				return errorf("fields", "unknown field %q in fields: use %s", clip(f, 64), strings.Join(fieldNames, ", "))
+			}
+		}
+		if q.Lookback == 0 {
+			q.Lookback = DefaultLookback
+		}
+		if q.Lookback < 0 || q.Lookback > MaxLookback {
+			return errorf("lookback", "lookback %s is out of range: more than 0 and at most 365d", formatDays(q.Lookback))
 		}
 	case TypeValues:
 		if q.Field == "" {
@@ -278,19 +391,64 @@ func (q *Query) validate() error {
 		if q.Field == "" {
 			return errorf("field", "a values query needs field: one of %s", strings.Join(fieldNames, ", "))
 		}
-		if lim == 0 {
-			lim = DefaultValuesLimit
+	}
+	l := Limits[q.Type]
+	lim := q.Limit
+	if lim == 0 {
+		lim = l.Default
+	}
+	if lim < 0 || lim > l.Max || (lim == 0 && q.Type != TypeTimeSeries) {
+		if q.Type == TypeTimeSeries {
+			return errorf("limit", "limit %d is out of range: timeseries queries take 1 to %d series (or none for all)", q.Limit, l.Max)
 		}
-		if lim < 1 || lim > MaxValuesLimit {
-			return errorf("limit", "limit %d is out of range: values queries take 1 to %d", q.Limit, MaxValuesLimit)
-		}
-	case TypeTimeSeries:
-		if lim < 0 || lim > MaxSeriesLimit {
-			return errorf("limit", "limit %d is out of range: timeseries queries take 1 to %d series (or none for all)", q.Limit, MaxSeriesLimit)
-		}
+		return errorf("limit", "limit %d is out of range: %s queries take 1 to %d", q.Limit, q.Type, l.Max)
 	}
 	q.Limit = lim
 	return nil
+}
+
+func parseAdhoc(fs []AdhocFilter) ([]adhocMatch, error) {
+	if len(fs) > MaxListLen {
+		return nil, errorf("adhocFilters", "adhocFilters has %d entries: at most %d", len(fs), MaxListLen)
+	}
+	out := make([]adhocMatch, len(fs))
+	for i, f := range fs {
+		if _, ok := fieldColumns[f.Key]; !ok {
+			return nil, errorf("adhocFilters", "adhocFilters[%d]: unknown key %q: use one of %s", i, clip(f.Key, 64), strings.Join(fieldNames, ", "))
+		}
+		switch f.Operator {
+		case "=", "!=":
+			if f.Key == FieldSourceIP {
+				if p, err := parseIPOrPrefix(f.Value); err == nil {
+					out[i].prefix = p
+				}
+			}
+		case "=~", "!~":
+			if n := utf8.RuneCountInString(f.Value); n > MaxRegexLen {
+				return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): the regular expression has %d characters: at most %d", i, f.Key, n, MaxRegexLen)
+			}
+			re, err := regexp.Compile("^(?:" + f.Value + ")$")
+			if err != nil {
+				return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): %q is not a valid regular expression: %s", i, f.Key, clip(f.Value, 64), clip(err.Error(), 200))
+			}
+			out[i].re = re
+		default:
+			return nil, errorf("adhocFilters", "adhocFilters[%d] (%s): unknown operator %q: use one of %s", i, f.Key, clip(f.Operator, 16), strings.Join(adhocOperators, " "))
+		}
+	}
+	return out, nil
+}
+
+func parsePrefixes(name string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := parseIPOrPrefix(s)
+		if err != nil {
+			return nil, errorf(name, "%s: %q is neither an IP address nor a CIDR prefix (like 203.0.113.7 or 10.0.0.0/8)", name, clip(s, 64))
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // parseIPOrPrefix reads an IP address (as a one-address prefix) or a CIDR prefix, masked.

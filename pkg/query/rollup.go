@@ -20,6 +20,7 @@ import (
 type rollupSchema struct {
 	hourly, values, kind, daily bool
 	search                      bool // events_search and search_pending (see search.go)
+	terms                       bool // rollup_terms_daily and terms_pending (see newterms.go)
 }
 
 func (e *Engine) schema(ctx context.Context, db *sql.DB) (rollupSchema, error) {
@@ -34,13 +35,13 @@ func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, erro
 	if s, ok := e.schemas.Load(db); ok {
 		return s.(rollupSchema), nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily', 'events_search', 'search_pending')`)
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('rollup_hourly', 'rollup_values', 'rollup_hourly_kind', 'rollup_daily', 'events_search', 'search_pending', 'rollup_terms_daily', 'terms_pending')`)
 	if err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
 	defer rows.Close()
 	var s rollupSchema
-	searchPending := false
+	searchPending, termsPending := false, false
 	for rows.Next() {
 		var name string
 		if err := rows.Scan(&name); err != nil {
@@ -59,12 +60,17 @@ func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, erro
 			s.search = true
 		case "search_pending":
 			searchPending = true
+		case "rollup_terms_daily":
+			s.terms = true
+		case "terms_pending":
+			termsPending = true
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return rollupSchema{}, queryErr("read schema", err)
 	}
 	s.search = s.search && searchPending
+	s.terms = s.terms && termsPending
 	e.schemas.Store(db, s)
 	return s, nil
 }
@@ -72,9 +78,27 @@ func (e *Engine) loadSchema(ctx context.Context, db *sql.DB) (rollupSchema, erro
 // rollupDims are the fields rollup_hourly can group and filter on.
 var rollupDims = map[string]bool{"": true, FieldAction: true, FieldStatus: true, FieldPrincipal: true, FieldPrincipalType: true}
 
-// rollupable reports whether rollup_hourly has everything q filters or groups on.
-func rollupable(q *Query, field string) bool {
-	return q.Search == "" && len(q.SourceIPs) == 0 && rollupDims[field]
+// rollupable reports whether rollup_hourly has everything q filters (with o) or groups on.
+func rollupable(q *Query, o filterOpts, field string) bool {
+	if q.Search != "" || !rollupDims[field] {
+		return false
+	}
+	for _, c := range q.condsFor(o) {
+		if !rollupDims[c.field] {
+			return false
+		}
+	}
+	return true
+}
+
+// byPrincipal reports whether one of q's conds (with o) reads the principal.
+func byPrincipal(q *Query, o filterOpts) bool {
+	for _, c := range q.condsFor(o) {
+		if c.field == FieldPrincipal {
+			return true
+		}
+	}
+	return false
 }
 
 // segment is a run of whole units [from, to) of a rollup table (unit: an hour or a day).
@@ -100,7 +124,7 @@ var kindDims = map[string]bool{"": true, FieldAction: true, FieldStatus: true, F
 // the remaining whole hours from rollup_hourly_kind (when it does not need the principal) or
 // rollup_hourly, the partial hours at the ends from the events.
 func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request, iv time.Duration) (*plan, error) {
-	if !rollupable(q, q.GroupBy) || (iv != 0 && iv%time.Hour != 0) {
+	if !rollupable(q, filterOpts{}, q.GroupBy) || (iv != 0 && iv%time.Hour != 0) {
 		return nil, nil
 	}
 	s, err := e.schema(ctx, db)
@@ -124,7 +148,7 @@ func (e *Engine) rollupPlan(ctx context.Context, db *sql.DB, q *Query, r Request
 	if toHour*h <= to {
 		p.edges = append(p.edges, [2]time.Time{time.Unix(0, toHour*h), r.To})
 	}
-	narrow := s.kind && len(q.Principals) == 0 && kindDims[q.GroupBy]
+	narrow := s.kind && !byPrincipal(q, filterOpts{}) && kindDims[q.GroupBy]
 	hourly := func(a, b int64) {
 		if a >= b {
 			return
@@ -155,36 +179,29 @@ func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, l
 		return nil, err
 	}
 	opts := filterOpts{skipField: field}
-	fq := *q
-	switch field { // the field's own filter is ignored (a dropdown lists every choice)
-	case FieldSourceIP:
-		fq.SourceIPs, fq.prefixes = nil, nil
-	}
 	var w where
 	table := "events"
 	switch {
-	case s.values && (field == FieldSourceIP || field == FieldUserAgent) && noFilters(&fq, field):
+	case s.values && (field == FieldSourceIP || field == FieldUserAgent) && onlyOn(q, opts, field):
 		table = "rollup_values"
+		opts.asValue = true
 		w.add("field = ?", col)
 		col = "value"
-	case s.hourly && rollupable(&fq, field):
+		w.filters(q, opts)
+	case s.hourly && rollupable(q, opts, field):
 		// The smallest rollup that has the field and the filters.
 		table = "rollup_hourly"
-		if s.kind && kindDims[field] && (len(fq.Principals) == 0 || field == FieldPrincipal) {
+		if s.kind && kindDims[field] && !byPrincipal(q, opts) {
 			table = "rollup_hourly_kind"
-			fq.Principals = nil
 		} else if s.daily {
 			table = "rollup_daily"
 		}
-		w.filters(&fq, nil, opts)
+		w.filters(q, opts)
 	default:
-		ips, err := e.resolveIPs(ctx, db, &fq)
-		if err != nil {
-			return nil, err
-		}
-		w.filters(&fq, ips, opts)
+		w.filters(q, opts)
 		table = w.from()
 	}
+	w.add(col + " != ''") // the empty value is no choice
 	if prefix != "" {
 		w.add("substr(lower("+col+"), 1, length(?)) = lower(?)", prefix, prefix)
 	}
@@ -208,36 +225,49 @@ func (e *Engine) values(ctx context.Context, db *sql.DB, field, prefix string, l
 	return out, nil
 }
 
-// noFilters reports whether q filters on nothing but (perhaps) field itself.
-func noFilters(q *Query, field string) bool {
-	return (len(q.Actions) == 0 || field == FieldAction) &&
-		(len(q.Statuses) == 0 || field == FieldStatus) &&
-		(len(q.Principals) == 0 || field == FieldPrincipal) &&
-		(q.PrincipalType == "" || field == FieldPrincipalType) &&
-		(len(q.SourceIPs) == 0 || field == FieldSourceIP) &&
-		q.Search == ""
+// onlyOn reports whether q filters (with o) on nothing but field.
+func onlyOn(q *Query, o filterOpts, field string) bool {
+	for _, c := range q.condsFor(o) {
+		if c.field != field {
+			return false
+		}
+	}
+	return q.Search == ""
 }
 
-// distinctSourceIPs lists every source IP in the cache.
-func (e *Engine) distinctSourceIPs(ctx context.Context, db *sql.DB) ([]string, error) {
+// distinct lists every value of field in the cache: from rollup_values for source IPs and
+// user agents, by walking the field's index (one seek per value) for the others.
+func (e *Engine) distinct(ctx context.Context, db *sql.DB, field string) ([]string, error) {
 	s, err := e.schema(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	stmt := `SELECT DISTINCT source_ip FROM events`
-	if s.values {
-		stmt = `SELECT value FROM rollup_values WHERE field = 'source_ip'`
+	col := fieldColumns[field]
+	var stmt string
+	switch {
+	case field == FieldPrincipalType:
+		// No index; the decoder writes only these.
+		return []string{"", "serviceAccount", "user"}, nil
+	case field == FieldSourceIP || field == FieldUserAgent:
+		stmt = `SELECT DISTINCT ` + col + ` FROM events`
+		if s.values {
+			stmt = `SELECT value FROM rollup_values WHERE field = '` + col + `'`
+		}
+	default:
+		stmt = `WITH RECURSIVE v(x) AS (SELECT min(` + col + `) FROM events
+			UNION ALL SELECT (SELECT min(` + col + `) FROM events WHERE ` + col + ` > v.x) FROM v WHERE v.x IS NOT NULL)
+			SELECT x FROM v WHERE x IS NOT NULL`
 	}
 	rows, err := db.QueryContext(ctx, stmt)
 	if err != nil {
-		return nil, queryErr("list source IPs", err)
+		return nil, queryErr("list values", err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var v string
 		if err := rows.Scan(&v); err != nil {
-			return nil, queryErr("list source IPs", err)
+			return nil, queryErr("list values", err)
 		}
 		out = append(out, v)
 	}

@@ -23,13 +23,9 @@ type event struct {
 // selectEvents reads the newest events in the range that match q, at most q.Limit of them,
 // newest first (ties by id, descending, so pages are stable).
 func (e *Engine) selectEvents(ctx context.Context, db *sql.DB, q *Query, r Request, withRaw bool) ([]event, error) {
-	ips, err := e.resolveIPs(ctx, db, q)
-	if err != nil {
-		return nil, err
-	}
 	var w where
 	w.timeRange(r.From, r.To)
-	w.filters(q, ips, filterOpts{})
+	w.filters(q, filterOpts{})
 	rawCol := "''"
 	if withRaw {
 		rawCol = "raw"
