@@ -445,11 +445,14 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 	end := now.Add(-s.cfg.Lag)
 	var from, liveStart time.Time
 	if st.SyncedUpTo.IsZero() {
-		// First window: from now - overlap. The backfill ends exactly there, so the two
-		// together leave no gap.
+		// First window: from now - overlap. The backfill ends exactly there (its target's To
+		// is LiveStart): both closed windows hold that instant, so the two together leave no
+		// gap whatever the API's bounds mean (wiz.Window), and the id dedup absorbs the overlap.
 		liveStart = now.Add(-s.cfg.Overlap)
 		from = liveStart
 	} else {
+		// The next window starts an overlap before the last one's end (the checkpoint), also
+		// after a restart: late arrivals and the cut instant are fetched again and deduplicated.
 		from = st.SyncedUpTo.Add(-s.cfg.Overlap)
 	}
 	from = maxTime(from, now.Add(-MaxLookback)) // older entries are gone from Wiz anyway
@@ -469,7 +472,7 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 			LastSyncAt: s.clock.Now().UTC(), LastError: &noErr}); err != nil {
 			return err
 		}
-		from = to
+		from = to // the next catch-up slice shares the instant to (closed windows)
 	}
 	return nil
 }
@@ -477,6 +480,18 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 // fetchRange fetches a closed window and every window a split of it needs until no fetch
 // reaches the result cap. Splits are fetched newer part first. It returns the number of
 // entries received.
+//
+// Every cut is closed on both sides and shares its cut instant with its neighbour: the
+// instant is fetched twice, which the client's widened bounds (wiz.Window) make safe under
+// any bound semantics, and the cache's id dedup absorbs. Nothing here relies on whether the
+// API's bounds are inclusive.
+//
+// Termination: every window pushed is strictly narrower than the one it replaces (a cap
+// continuation ends at a timestamp strictly inside it; each half of a midpoint split is
+// narrower when the window is at least 2µs wide), and a window under 2µs is never split. A
+// cap continuation also moves to a strictly older (newer) entry timestamp each time, and
+// midpoint splits halve, so the work is bounded by the window's distinct timestamps plus
+// about log2(width/2µs) levels of halving.
 func (s *Syncer) fetchRange(ctx context.Context, w wiz.Window, backfill bool) (int, error) {
 	stack := []wiz.Window{w}
 	total := 0
@@ -492,20 +507,13 @@ func (s *Syncer) fetchRange(ctx context.Context, w wiz.Window, backfill bool) (i
 			continue
 		}
 		s.mSplits.Inc()
-		// What is left to fetch. A result that came in a known order is complete from one end
-		// down (or up) to its last timestamp; that timestamp is fetched again, since entries
-		// sharing it may have been cut.
-		var rest []wiz.Window // oldest first
-		switch {
-		case res.Order == wiz.OrderNewestFirst && res.Oldest.After(win.After) && res.Oldest.Before(win.Before):
-			rest = []wiz.Window{{After: win.After, Before: res.Oldest}}
-		case res.Order == wiz.OrderOldestFirst && res.Newest.Before(win.Before) && res.Newest.After(win.After):
-			rest = []wiz.Window{{After: res.Newest, Before: win.Before}}
-		case win.Before.Sub(win.After) >= 2*time.Microsecond:
-			mid := win.After.Add(win.Before.Sub(win.After) / 2)
-			rest = []wiz.Window{{After: win.After, Before: mid}, {After: mid, Before: win.Before}}
-		default:
-			// More than ResultCap entries within a microsecond: no filter can page past them.
+		rest, done := capRest(win, res)
+		if done {
+			continue
+		}
+		if rest == nil {
+			// More than ResultCap entries within a microsecond: no filter can page past them
+			// (nor, under some bound semantics, reach the entries a microsecond beside them).
 			msg := fmt.Sprintf("more than %d audit entries at %s: the API cannot return them all",
 				wiz.ResultCap, win.After.Format(time.RFC3339Nano))
 			s.log.Error(msg)
@@ -519,6 +527,39 @@ func (s *Syncer) fetchRange(ctx context.Context, w wiz.Window, backfill bool) (i
 		stack = append(stack, rest...) // the newest part is on top
 	}
 	return total, nil
+}
+
+// capRest is what is left to fetch of a window whose result reached the cap, oldest first;
+// done when nothing is, nil when the window cannot be split (under 2µs wide).
+//
+// A result in a known order is complete from one end of the window down (or up) to its last
+// timestamp O. If O lies beyond the window's other end (an entry the widened bounds brought
+// in), the window is complete. Else the rest is [After, O] (or [O, Before]): O itself is
+// fetched again, since entries tied at O may have been cut. That is taken only when it is
+// strictly narrower than the window; otherwise, and for an unknown order, the window is
+// split at its midpoint into [After, mid] and [mid, Before].
+func capRest(win wiz.Window, res wiz.WindowResult) (rest []wiz.Window, done bool) {
+	switch res.Order {
+	case wiz.OrderNewestFirst:
+		if res.Oldest.Before(win.After) {
+			return nil, true
+		}
+		if res.Oldest.Before(win.Before) {
+			return []wiz.Window{{After: win.After, Before: res.Oldest}}, false
+		}
+	case wiz.OrderOldestFirst:
+		if res.Newest.After(win.Before) {
+			return nil, true
+		}
+		if res.Newest.After(win.After) {
+			return []wiz.Window{{After: res.Newest, Before: win.Before}}, false
+		}
+	}
+	if win.Before.Sub(win.After) < 2*time.Microsecond {
+		return nil, false
+	}
+	mid := win.After.Add(win.Before.Sub(win.After) / 2)
+	return []wiz.Window{{After: win.After, Before: mid}, {After: mid, Before: win.Before}}, false
 }
 
 // fetchWindow pages one window into the cache, a transaction per page.

@@ -70,6 +70,10 @@ type Options struct {
 	MaxPageSize int              // cap on `first`; DefaultMaxPageSize when 0
 	RateLimit   float64          // hard limit of GraphQL requests per second (real time), 429 above it; 0 = none
 	RateBurst   int              // requests allowed at once under RateLimit; the limit rounded up when 0
+	// AfterInclusive and BeforeInclusive make the filter's timestamp.after and timestamp.before
+	// bounds inclusive. Wiz does not document which they are; the default, exclusive on both
+	// sides, is the one a client is most likely to get wrong.
+	AfterInclusive, BeforeInclusive bool
 }
 
 // Principal is a user or service account as audit log nodes name them.
@@ -343,6 +347,24 @@ func (t *Tenant) AddGenerated(n int, from, to time.Time) []Entry {
 		out = append(out, t.entry(r))
 	}
 	return out
+}
+
+// AddTie generates n more events all at the instant at (truncated to the microsecond): a tie
+// group, e.g. on a cut point of a client's windows.
+func (t *Tenant) AddTie(at time.Time, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.insert(t.generate(n, at, at, -1))
+}
+
+// AddTieBurst adds groups tie groups of size events each, the first at from and the next ones
+// step apart: a burst made of ties only. When the burst is larger than the result cap, the
+// cap (a multiple of the page size) cuts it inside a tie group, so that group straddles a
+// page boundary and a cap split at once.
+func (t *Tenant) AddTieBurst(from time.Time, groups, size int, step time.Duration) {
+	for i := 0; i < groups; i++ {
+		t.AddTie(from.Add(time.Duration(i)*step), size)
+	}
 }
 
 // insert merges records into t.recs. Callers hold t.mu for writing.
