@@ -105,7 +105,6 @@ next:
 	return kept, nil
 }
 
-
 // Interval is a closed time range [From, To].
 type Interval struct {
 	From time.Time `json:"from"`
