@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"database/sql"
 	"math/rand"
 	"os"
@@ -23,23 +24,14 @@ import (
 // 10,000-result cap (see addTiesAndBursts). Environment:
 //   - BACKFILL_EVENTS: the tenant's size (1,000,000 by default: about 11 minutes);
 //   - BACKFILL_DAYS: the span of its history (170 by default);
-//   - BACKFILL_BOUNDS: the fake's timestamp bounds, "exclusive" (default), "inclusive",
-//     "after-inclusive" or "before-inclusive";
+//   - BACKFILL_BOUNDS: the fake's timestamp bounds (wizfake.BoundNames), "exclusive" by default;
 //   - BACKFILL_KILLS: SIGKILL the plugin this many times during the backfill, restarting it
 //     each time (0 by default; the rate then includes the restarts).
 func BenchmarkBackfill(b *testing.B) {
 	events, days, kills := envInt(b, "BACKFILL_EVENTS", 1_000_000), envInt(b, "BACKFILL_DAYS", 170), envInt(b, "BACKFILL_KILLS", 0)
-	var afterIn, beforeIn bool
-	switch os.Getenv("BACKFILL_BOUNDS") {
-	case "", "exclusive":
-	case "inclusive":
-		afterIn, beforeIn = true, true
-	case "after-inclusive":
-		afterIn = true
-	case "before-inclusive":
-		beforeIn = true
-	default:
-		b.Fatalf("BACKFILL_BOUNDS=%q", os.Getenv("BACKFILL_BOUNDS"))
+	afterIn, beforeIn, err := wizfake.ParseBounds(cmp.Or(os.Getenv("BACKFILL_BOUNDS"), "exclusive"))
+	if err != nil {
+		b.Fatal(err)
 	}
 	const rps, pageSize = 3, 500
 	for i := 0; i < b.N; i++ {

@@ -20,6 +20,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -74,6 +75,38 @@ type Options struct {
 	// bounds inclusive. Wiz does not document which they are; the default, exclusive on both
 	// sides, is the one a client is most likely to get wrong.
 	AfterInclusive, BeforeInclusive bool
+}
+
+// BoundNames are the names ParseBounds accepts, one per meaning of the timestamp bounds.
+var BoundNames = []string{"exclusive", "after-inclusive", "before-inclusive", "inclusive"}
+
+// ParseBounds reads one of BoundNames into Options.AfterInclusive and BeforeInclusive.
+func ParseBounds(name string) (afterInclusive, beforeInclusive bool, err error) {
+	switch name {
+	case "exclusive":
+		return false, false, nil
+	case "after-inclusive":
+		return true, false, nil
+	case "before-inclusive":
+		return false, true, nil
+	case "inclusive":
+		return true, true, nil
+	}
+	return false, false, fmt.Errorf("wizfake: bounds %q: want one of %s", name, strings.Join(BoundNames, ", "))
+}
+
+// BoundsForTests is what a test too slow to run under each of BoundNames runs under: the one
+// named by $WIZ_BOUNDS ("all": each), else one that changes every day, so that successive
+// runs cover the four in turn.
+func BoundsForTests() []string {
+	switch name := os.Getenv("WIZ_BOUNDS"); name {
+	case "all":
+		return BoundNames
+	case "":
+		return []string{BoundNames[time.Now().YearDay()%len(BoundNames)]}
+	default:
+		return []string{name}
+	}
 }
 
 // Principal is a user or service account as audit log nodes name them.
