@@ -45,6 +45,7 @@ func newFakeTenant(t *testing.T, o wizfake.Options) *fakeTenant {
 		Now:               clock.Now,
 		Sleep:             func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 		Rand:              func() float64 { return 0.5 },
+		ResultCap:         o.ResultCap,
 	})
 	if err != nil {
 		t.Fatal(err)

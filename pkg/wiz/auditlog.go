@@ -107,7 +107,7 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 		}
 		// The API stops answering after ResultCap entries anyway; stopping here too also bounds
 		// a server that keeps sending fresh cursors. The caller splits a truncated window.
-		if !more || res.Entries >= ResultCap {
+		if !more || res.Entries >= c.cfg.ResultCap {
 			break
 		}
 		if next == cursor {
@@ -115,7 +115,7 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 		}
 		cursor = next
 	}
-	res.Truncated = res.Entries >= ResultCap
+	res.Truncated = res.Entries >= c.cfg.ResultCap
 	switch {
 	case fell && !rose:
 		res.Order = OrderNewestFirst
