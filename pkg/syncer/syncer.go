@@ -170,7 +170,7 @@ type Syncer struct {
 	backfilling bool
 	pruning     bool
 	indexing    bool
-	fatal       *wiz.Error // an error that stops fetching until the next poll succeeds
+	stopErr     *wiz.Error // an error retrying cannot fix: state "error" until a window succeeds again
 	nextSyncAt  time.Time
 	lastPrune   time.Time
 	capNotice   string // a window no split could bring under the result cap
@@ -287,7 +287,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		return s.noteError("live", err)
 	}
 	s.mu.Lock()
-	s.fatal = nil
+	s.stopErr = nil
 	s.mu.Unlock()
 
 	var errs []error
@@ -308,7 +308,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 	pending := s.backfillPending()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pending && !s.backfilling && s.fatal == nil {
+	if pending && !s.backfilling && s.stopErr == nil {
 		s.backfilling = true
 		s.wg.Add(1)
 		go func() {
@@ -399,7 +399,7 @@ func (s *Syncer) setBackfilling(b bool) {
 }
 
 // noteError records a failed live window or backfill: in the status, in the cache (so a
-// successor instance shows it) and, for errors retrying cannot fix, as the fatal error that
+// successor instance shows it) and, for errors retrying cannot fix, as the stop error that
 // puts the syncer in state "error" until a later window succeeds.
 func (s *Syncer) noteError(what string, err error) error {
 	kind := wiz.KindOf(err)
@@ -414,7 +414,7 @@ func (s *Syncer) noteError(what string, err error) error {
 	default:
 		s.log.Error("sync stopped until the next poll", "part", what, "kind", kind.String(), "error", msg)
 		s.mu.Lock()
-		s.fatal = we
+		s.stopErr = we
 		s.mu.Unlock()
 	}
 	if !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
