@@ -20,16 +20,10 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the plugin a dozen times")
 	}
-	for _, bounds := range wizfake.BoundsForTests() {
-		t.Run(bounds, func(t *testing.T) { sigkillLosesNothing(t, bounds) })
-	}
+	wizfake.RunUnderBounds(t, sigkillLosesNothing)
 }
 
-func sigkillLosesNothing(t *testing.T, bounds string) {
-	afterIn, beforeIn, err := wizfake.ParseBounds(bounds)
-	if err != nil {
-		t.Fatal(err)
-	}
+func sigkillLosesNothing(t *testing.T, afterIn, beforeIn bool) {
 	now := time.Now().UTC()
 	e := newEnv(t, wizfake.Options{Seed: 11, Events: 8000, Span: 20 * 24 * time.Hour, End: now.Add(-time.Minute),
 		AfterInclusive: afterIn, BeforeInclusive: beforeIn},

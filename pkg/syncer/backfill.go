@@ -19,6 +19,8 @@ func (s *Syncer) backfillTarget(st cache.State, now time.Time) (target cache.Int
 	if s.cfg.RetentionDays > 0 {
 		from = maxTime(from, now.Add(-time.Duration(s.cfg.RetentionDays)*24*time.Hour))
 	}
+	// To is the first live window's After: both closed windows hold that instant, so the cut
+	// relies on the id dedup, not on the API's bound semantics.
 	return cache.Interval{From: from, To: st.LiveStart}, true
 }
 

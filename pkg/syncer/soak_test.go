@@ -81,16 +81,10 @@ func soakBackground() []wizfake.Fault {
 // busy hour of the history is made of ties, so that cap splits cut tie groups.
 func TestSoakOneHourLiveTailWithFaults(t *testing.T) {
 	t.Parallel()
-	for _, bounds := range wizfake.BoundsForTests() {
-		t.Run(bounds, func(t *testing.T) { soak(t, bounds) })
-	}
+	wizfake.RunUnderBounds(t, soak)
 }
 
-func soak(t *testing.T, bounds string) {
-	afterIn, beforeIn, err := wizfake.ParseBounds(bounds)
-	if err != nil {
-		t.Fatal(err)
-	}
+func soak(t *testing.T, afterIn, beforeIn bool) {
 	const (
 		seed     = 20261101
 		minutes  = 60

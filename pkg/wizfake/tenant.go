@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -106,6 +107,17 @@ func BoundsForTests() []string {
 		return []string{BoundNames[time.Now().YearDay()%len(BoundNames)]}
 	default:
 		return []string{name}
+	}
+}
+
+// RunUnderBounds runs fn as a subtest under each of BoundsForTests.
+func RunUnderBounds(t *testing.T, fn func(t *testing.T, afterInclusive, beforeInclusive bool)) {
+	for _, name := range BoundsForTests() {
+		afterIn, beforeIn, err := ParseBounds(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) { fn(t, afterIn, beforeIn) })
 	}
 }
 
