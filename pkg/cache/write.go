@@ -34,15 +34,75 @@ func insertSQLFor(n int) string {
 // insertSQL is the prepared statement for a full group.
 var insertSQL = insertSQLFor(insertChunk)
 
-func appendRow(args []any, e *auditlog.Entry) []any {
-	id := e.ID
-	if id == "" {
+// entryID is the id an entry is stored under.
+func entryID(e *auditlog.Entry) string {
+	if e.ID == "" {
 		// Never drop an entry, never store it twice: a stable id from its content.
 		sum := sha256.Sum256(e.Raw)
-		id = "sha256:" + hex.EncodeToString(sum[:])
+		return "sha256:" + hex.EncodeToString(sum[:])
 	}
-	return append(args, id, e.Timestamp.UnixNano(), e.RequestID, e.Action, e.Status,
+	return e.ID
+}
+
+func appendRow(args []any, e *auditlog.Entry) []any {
+	return append(args, entryID(e), e.Timestamp.UnixNano(), e.RequestID, e.Action, e.Status,
 		e.PrincipalName, e.PrincipalID, e.PrincipalType, e.SourceIP, e.UserAgent, string(e.Raw))
+}
+
+// ResendWindow is how far apart in time an id sent again with another timestamp is still
+// recognised as the same event.
+const ResendWindow = time.Hour
+
+// dropResent drops the entries whose id is already stored, or comes earlier in the page, at
+// another timestamp within ResendWindow of theirs: events are unique by id, and the first copy
+// stored wins (the stored key is (ts, id), which INSERT OR IGNORE dedups only at the same
+// timestamp). One index-only range query per page, on events_ts_id over the page's time range
+// widened by ResendWindow, keeps inserts local in that index: a unique index on id alone
+// would cost a random page write per event. An id sent again more than ResendWindow away is
+// stored a second time.
+func dropResent(ctx context.Context, tx *sql.Tx, entries []auditlog.Entry) ([]auditlog.Entry, error) {
+	if len(entries) == 0 {
+		return entries, nil
+	}
+	lo, hi := entries[0].Timestamp.UnixNano(), entries[0].Timestamp.UnixNano()
+	args := make([]any, 2, len(entries)+2)
+	for i := range entries {
+		ts := entries[i].Timestamp.UnixNano()
+		lo, hi = min(lo, ts), max(hi, ts)
+		args = append(args, entryID(&entries[i]))
+	}
+	args[0], args[1] = lo-int64(ResendWindow), hi+int64(ResendWindow)
+	rows, err := tx.QueryContext(ctx, `SELECT id, ts FROM events INDEXED BY events_ts_id
+		WHERE ts BETWEEN ? AND ? AND id IN (?`+strings.Repeat(",?", len(entries)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("look up resent ids: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string][]int64{} // id -> timestamps stored or kept
+	for rows.Next() {
+		var id string
+		var ts int64
+		if err := rows.Scan(&id, &ts); err != nil {
+			return nil, err
+		}
+		seen[id] = append(seen[id], ts)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	kept := make([]auditlog.Entry, 0, len(entries))
+next:
+	for i := range entries {
+		id, ts := args[i+2].(string), entries[i].Timestamp.UnixNano()
+		for _, other := range seen[id] {
+			if d := max(ts-other, other-ts); d != 0 && d <= int64(ResendWindow) {
+				continue next
+			}
+		}
+		seen[id] = append(seen[id], ts)
+		kept = append(kept, entries[i])
+	}
+	return kept, nil
 }
 
 // Interval is a closed time range [From, To].
@@ -82,6 +142,10 @@ func (c *Cache) InsertPage(entries []auditlog.Entry) (inserted int, err error) {
 func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err error) {
 	ctx := context.Background() // a page is committed whole even when the caller is stopping
 	err = c.inWriteTx(ctx, func(tx *sql.Tx, stmt *sql.Stmt) error {
+		entries, err := dropResent(ctx, tx, entries)
+		if err != nil {
+			return err
+		}
 		// Rows go in groups of insertChunk per statement: one cgo round trip per group
 		// instead of one per row roughly doubles the ingest rate.
 		args := make([]any, 0, insertChunk*insertCols)

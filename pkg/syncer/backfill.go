@@ -19,6 +19,8 @@ func (s *Syncer) backfillTarget(st cache.State, now time.Time) (target cache.Int
 	if s.cfg.RetentionDays > 0 {
 		from = maxTime(from, now.Add(-time.Duration(s.cfg.RetentionDays)*24*time.Hour))
 	}
+	// To is the first live window's After: both closed windows hold that instant, so the cut
+	// relies on the id dedup, not on the API's bound semantics.
 	return cache.Interval{From: from, To: st.LiveStart}, true
 }
 
@@ -33,7 +35,9 @@ func (s *Syncer) backfillPending() bool {
 }
 
 // missing returns the parts of target that covered (merged, oldest first) leaves out, newest
-// first.
+// first. Intervals are closed: a gap ends a nanosecond before a covered interval begins, and a
+// covered interval is a closed window the syncer fetched whole (wiz.Window holds every entry
+// of it whatever the API's bounds mean), so a restart resumes with no instant left out.
 func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {
 	if target.To.Before(target.From) {
 		return nil
@@ -114,7 +118,10 @@ func (s *Syncer) backfill(ctx context.Context) error {
 	results := make(chan sliceResult)
 	inflight := 0
 	var firstErr error
-	// next cuts the next slice off the top of the newest gap.
+	// next cuts the next slice off the top of the newest gap. Slices are closed windows and
+	// the next one ends a nanosecond before this one begins: adjacent windows miss no instant,
+	// and the client's widened bounds fetch the shared microsecond on both sides anyway (the
+	// id dedup absorbs it), so no slice boundary relies on the API's bound semantics.
 	next := func() (cache.Interval, bool) {
 		if firstErr != nil || ctx.Err() != nil || len(gaps) == 0 {
 			return cache.Interval{}, false

@@ -59,15 +59,15 @@ func (s *Syncer) Status() Status {
 	}
 
 	s.mu.Lock()
-	fatal, live, backfilling := s.fatal, s.liveBusy, s.backfilling
+	stopErr, live, backfilling := s.stopErr, s.liveBusy, s.backfilling
 	next, capNotice := s.nextSyncAt, s.capNotice
 	s.mu.Unlock()
 	if capNotice != "" {
 		st.Notices = append(st.Notices, capNotice)
 	}
 	switch {
-	case fatal != nil:
-		st.State, st.ErrorKind = StateError, fatal.Kind.String()
+	case stopErr != nil:
+		st.State, st.ErrorKind = StateError, stopErr.Kind.String()
 	case backfilling:
 		st.State = StateBackfilling
 	case live:
@@ -92,8 +92,8 @@ func (s *Syncer) Status() Status {
 		st.CoveredFrom = timePtr(coveredFrom(state))
 	}
 	switch {
-	case fatal != nil:
-		msg := fatal.Message
+	case stopErr != nil:
+		msg := stopErr.Message
 		st.LastError = &msg
 	case state.LastError != "":
 		msg := state.LastError

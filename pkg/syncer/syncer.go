@@ -16,7 +16,6 @@ package syncer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -170,7 +169,7 @@ type Syncer struct {
 	backfilling bool
 	pruning     bool
 	indexing    bool
-	fatal       *wiz.Error // an error that stops fetching until the next poll succeeds
+	stopErr     *wiz.Error // an error retrying cannot fix: state "error" until a window succeeds again
 	nextSyncAt  time.Time
 	lastPrune   time.Time
 	capNotice   string // a window no split could bring under the result cap
@@ -287,7 +286,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		return s.noteError("live", err)
 	}
 	s.mu.Lock()
-	s.fatal = nil
+	s.stopErr = nil
 	s.mu.Unlock()
 
 	var errs []error
@@ -308,7 +307,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 	pending := s.backfillPending()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pending && !s.backfilling && s.fatal == nil {
+	if pending && !s.backfilling && s.stopErr == nil {
 		s.backfilling = true
 		s.wg.Add(1)
 		go func() {
@@ -335,63 +334,6 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 	return nil
 }
 
-// indexAfter drains the search queue at the end of a cycle: in this goroutine with wait, else
-// in the background unless a drain is already running (it also indexes what the backfill
-// stores meanwhile, and the next cycle starts another).
-func (s *Syncer) indexAfter(ctx context.Context, wait bool) {
-	if wait {
-		_ = s.indexSearch(ctx, false) // nothing else of this syncer writes meanwhile
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.indexing || ctx.Err() != nil {
-		return
-	}
-	s.indexing = true
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		_ = s.indexSearch(ctx, true)
-		s.mu.Lock()
-		s.indexing = false
-		s.mu.Unlock()
-	}()
-}
-
-// indexSearch moves queued events into the search index, a short transaction at a time (with
-// a pause in between when pause is set), until the queue is empty or ctx is done. Queries find
-// queued events anyway (more slowly), so a failure is only logged; the next cycle tries again.
-func (s *Syncer) indexSearch(ctx context.Context, pause bool) error {
-	start, total := time.Now(), 0
-	for ctx.Err() == nil {
-		n, err := s.cache.IndexPending(ctx, s.cfg.IndexBatch)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, cache.ErrClosed) || errors.Is(err, cache.ErrReadOnly) {
-				return nil
-			}
-			s.log.Warn("search indexing failed", "error", err)
-			return err
-		}
-		total += n
-		if n < s.cfg.IndexBatch {
-			break
-		}
-		if pause && s.cfg.IndexPause > 0 {
-			t := time.NewTimer(s.cfg.IndexPause)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
-	}
-	if total >= 100*s.cfg.IndexBatch {
-		s.log.Info("indexed events for search", "events", total, "took", time.Since(start).Round(time.Millisecond))
-	}
-	return nil
-}
-
 func (s *Syncer) setBackfilling(b bool) {
 	s.mu.Lock()
 	s.backfilling = b
@@ -399,7 +341,7 @@ func (s *Syncer) setBackfilling(b bool) {
 }
 
 // noteError records a failed live window or backfill: in the status, in the cache (so a
-// successor instance shows it) and, for errors retrying cannot fix, as the fatal error that
+// successor instance shows it) and, for errors retrying cannot fix, as the stop error that
 // puts the syncer in state "error" until a later window succeeds.
 func (s *Syncer) noteError(what string, err error) error {
 	kind := wiz.KindOf(err)
@@ -414,7 +356,7 @@ func (s *Syncer) noteError(what string, err error) error {
 	default:
 		s.log.Error("sync stopped until the next poll", "part", what, "kind", kind.String(), "error", msg)
 		s.mu.Lock()
-		s.fatal = we
+		s.stopErr = we
 		s.mu.Unlock()
 	}
 	if !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
@@ -423,156 +365,6 @@ func (s *Syncer) noteError(what string, err error) error {
 		}
 	}
 	return err
-}
-
-// syncLive fetches [checkpoint - overlap, now - lag] (in slices, oldest first, when the
-// checkpoint is far behind) and moves the checkpoint after each slice is stored.
-func (s *Syncer) syncLive(ctx context.Context) error {
-	s.mu.Lock()
-	s.liveBusy = true
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.liveBusy = false
-		s.mu.Unlock()
-	}()
-
-	st, err := s.cache.State()
-	if err != nil {
-		return err
-	}
-	now := s.clock.Now().UTC()
-	end := now.Add(-s.cfg.Lag)
-	var from, liveStart time.Time
-	if st.SyncedUpTo.IsZero() {
-		// First window: from now - overlap. The backfill ends exactly there, so the two
-		// together leave no gap.
-		liveStart = now.Add(-s.cfg.Overlap)
-		from = liveStart
-	} else {
-		from = st.SyncedUpTo.Add(-s.cfg.Overlap)
-	}
-	from = maxTime(from, now.Add(-MaxLookback)) // older entries are gone from Wiz anyway
-	if !from.Before(end) {
-		return nil
-	}
-	noErr := ""
-	for from.Before(end) {
-		to := minTime(from.Add(s.cfg.Slice), end)
-		if _, err := s.fetchRange(ctx, wiz.Window{After: from, Before: to}, false); err != nil {
-			return err
-		}
-		// to, not the newest entry seen: the whole closed window is stored, so the cache holds
-		// everything up to it even when nothing happened. The checkpoint never moves back
-		// (a catch-up slice shorter than the overlap, or a clock stepped backwards).
-		if err := s.cache.SetState(cache.Update{SyncedUpTo: maxTime(to, st.SyncedUpTo), LiveStart: liveStart,
-			LastSyncAt: s.clock.Now().UTC(), LastError: &noErr}); err != nil {
-			return err
-		}
-		from = to
-	}
-	return nil
-}
-
-// fetchRange fetches a closed window and every window a split of it needs until no fetch
-// reaches the result cap. Splits are fetched newer part first. It returns the number of
-// entries received.
-func (s *Syncer) fetchRange(ctx context.Context, w wiz.Window, backfill bool) (int, error) {
-	stack := []wiz.Window{w}
-	total := 0
-	for len(stack) > 0 {
-		win := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		res, err := s.fetchWindow(ctx, win)
-		total += res.Entries
-		if err != nil {
-			return total, err
-		}
-		if !res.Truncated {
-			continue
-		}
-		s.mSplits.Inc()
-		// What is left to fetch. A result that came in a known order is complete from one end
-		// down (or up) to its last timestamp; that timestamp is fetched again, since entries
-		// sharing it may have been cut.
-		var rest []wiz.Window // oldest first
-		switch {
-		case res.Order == wiz.OrderNewestFirst && res.Oldest.After(win.After) && res.Oldest.Before(win.Before):
-			rest = []wiz.Window{{After: win.After, Before: res.Oldest}}
-		case res.Order == wiz.OrderOldestFirst && res.Newest.Before(win.Before) && res.Newest.After(win.After):
-			rest = []wiz.Window{{After: res.Newest, Before: win.Before}}
-		case win.Before.Sub(win.After) >= 2*time.Microsecond:
-			mid := win.After.Add(win.Before.Sub(win.After) / 2)
-			rest = []wiz.Window{{After: win.After, Before: mid}, {After: mid, Before: win.Before}}
-		default:
-			// More than ResultCap entries within a microsecond: no filter can page past them.
-			msg := fmt.Sprintf("more than %d audit entries at %s: the API cannot return them all",
-				wiz.ResultCap, win.After.Format(time.RFC3339Nano))
-			s.log.Error(msg)
-			s.mu.Lock()
-			s.capNotice = msg
-			s.mu.Unlock()
-			continue
-		}
-		s.log.Debug("window reached the result cap; splitting", "after", win.After, "before", win.Before,
-			"order", res.Order, "backfill", backfill)
-		stack = append(stack, rest...) // the newest part is on top
-	}
-	return total, nil
-}
-
-// fetchWindow pages one window into the cache, a transaction per page.
-func (s *Syncer) fetchWindow(ctx context.Context, w wiz.Window) (wiz.WindowResult, error) {
-	res, err := s.src.AuditLog(ctx, w, s.cfg.PageSize, func(page []auditlog.Entry) error {
-		n, err := s.cache.InsertPage(page)
-		if err != nil {
-			return fmt.Errorf("store a page in the cache: %w", err)
-		}
-		s.mEvents.Add(float64(n))
-		return nil
-	})
-	outcome := "ok"
-	if err != nil {
-		outcome = wiz.KindOf(err).String()
-		if ctx.Err() != nil {
-			outcome = "canceled"
-		}
-	}
-	s.mRequests.WithLabelValues("window", outcome).Inc()
-	s.mRequests.WithLabelValues("page", "ok").Add(float64(res.Pages))
-	if err != nil {
-		s.mRequests.WithLabelValues("page", outcome).Inc()
-	}
-	return res, err
-}
-
-// pruneDue reports whether retention pruning should run now.
-func (s *Syncer) pruneDue() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pruneDueLocked()
-}
-
-func (s *Syncer) pruneDueLocked() bool {
-	return s.cfg.RetentionDays > 0 &&
-		(s.lastPrune.IsZero() || s.clock.Now().Sub(s.lastPrune) >= s.cfg.PruneInterval)
-}
-
-func (s *Syncer) prune(ctx context.Context) error {
-	now := s.clock.Now()
-	s.mu.Lock()
-	s.lastPrune = now
-	s.mu.Unlock()
-	cut := now.Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
-	n, err := s.cache.Prune(ctx, cut)
-	if err != nil {
-		s.log.Warn("retention pruning failed", "error", err)
-		return err
-	}
-	if n > 0 {
-		s.log.Info("pruned events past retention", "deleted", n, "before", cut)
-	}
-	return nil
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 	"github.com/seed/wizauditlogs/pkg/wizfake"
 )
@@ -43,6 +45,7 @@ func newFakeTenant(t *testing.T, o wizfake.Options) *fakeTenant {
 		Now:               clock.Now,
 		Sleep:             func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 		Rand:              func() float64 { return 0.5 },
+		ResultCap:         o.ResultCap,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -62,23 +65,49 @@ func (f *fakeTenant) truth(from, to time.Time) map[string]auditlog.Entry {
 	return m
 }
 
+// bounds is one of the four meanings Wiz's timestamp.after/before filters may have.
+type bounds struct{ afterIn, beforeIn bool }
+
+func (b bounds) String() string {
+	name := func(in bool) string {
+		if in {
+			return "inclusive"
+		}
+		return "exclusive"
+	}
+	return "after " + name(b.afterIn) + ", before " + name(b.beforeIn)
+}
+
+var allBounds = []bounds{{false, false}, {true, false}, {false, true}, {true, true}}
+
+// TestFakeTenantFullSync: every bound semantics, both orders, with dense ties on the cut
+// points: the live window's ends (the backfill's end), the next window's overlap start and
+// end, and a burst made of tie groups over the result cap, so that a cap split (at a page
+// boundary) cuts a tie group. Two cycles: the backfill and first window, then the next window.
 func TestFakeTenantFullSync(t *testing.T) {
 	cases := []struct {
-		name        string
+		bounds      bounds
 		oldestFirst bool
 		pageSize    int
 	}{
-		{"newest-first", false, 500},
-		{"oldest-first", true, 500},
-		{"newest-first, odd page size", false, 97},
+		{bounds{false, false}, false, 500},
+		{bounds{false, false}, true, 500},
+		{bounds{true, false}, false, 97},
+		{bounds{false, true}, true, 250},
+		{bounds{true, true}, false, 500},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			// Many equal timestamps (so groups straddle page boundaries), and a burst over the
-			// 10,000-result cap inside one hour.
-			f := newFakeTenant(t, wizfake.Options{Seed: 11, Events: 8000, Span: 3 * 24 * time.Hour,
-				EqualRate: 0.2, OldestFirst: tc.oldestFirst})
-			f.tenant.AddGenerated(12000, t0.Add(-50*time.Hour), t0.Add(-49*time.Hour))
+		name := fmt.Sprintf("%s, oldest first %v, pages of %d", tc.bounds, tc.oldestFirst, tc.pageSize)
+		t.Run(name, func(t *testing.T) {
+			f := newFakeTenant(t, wizfake.Options{Seed: 11, Events: 6000, Span: 3 * 24 * time.Hour,
+				EqualRate: 0.2, OldestFirst: tc.oldestFirst, AfterInclusive: tc.bounds.afterIn, BeforeInclusive: tc.bounds.beforeIn})
+			// 24 tie groups of 500 at 1 ms steps: 12,000 entries, over the cap in any window.
+			f.tenant.AddTieBurst(t0.Add(-50*time.Hour), 24, 500, time.Millisecond)
+			liveStart, liveEnd := t0.Add(-DefaultOverlap), t0.Add(-DefaultLag)
+			next := t0.Add(time.Minute)
+			for _, at := range []time.Time{liveStart, liveEnd, liveEnd.Add(-DefaultOverlap), next.Add(-DefaultLag)} {
+				f.tenant.AddTie(at, 300)
+			}
 			c, _ := tempCache(t)
 			cfg := testConfig(f.clock)
 			cfg.PageSize = tc.pageSize
@@ -87,7 +116,7 @@ func TestFakeTenantFullSync(t *testing.T) {
 			if err := s.RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			sameEvents(t, c, f.truth(cfg.BackfillStart, t0.Add(-DefaultLag)))
+			sameEventsWidened(t, c, f, cfg.BackfillStart, liveEnd)
 			if metricValue(t, s.mSplits) == 0 {
 				t.Fatal("no window reached the cap")
 			}
@@ -95,12 +124,43 @@ func TestFakeTenantFullSync(t *testing.T) {
 			if st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 				t.Fatalf("status %+v", st)
 			}
+			f.clock.Advance(time.Minute)
+			if err := s.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			sameEventsWidened(t, c, f, cfg.BackfillStart, next.Add(-DefaultLag))
 			for _, r := range f.tenant.Requests() {
 				if r.Outcome != "ok" {
 					t.Fatalf("request outcome %q", r.Outcome)
 				}
 			}
 		})
+	}
+}
+
+// sameEventsWidened fails unless the cache holds every tenant entry in [from, to], with the
+// node JSON sent, and nothing but them and entries within the client's 1µs widening.
+func sameEventsWidened(t *testing.T, c *cache.Cache, f *fakeTenant, from, to time.Time) {
+	t.Helper()
+	got := cached(t, c)
+	want := f.truth(from, to)
+	extra := f.truth(from.Add(-time.Microsecond), to.Add(time.Microsecond))
+	missingN := 0
+	for id, e := range want {
+		if raw, ok := got[id]; !ok {
+			missingN++
+		} else if raw != string(e.Raw) {
+			t.Errorf("event %s: raw differs", id)
+		}
+	}
+	unexpected := 0
+	for id := range got {
+		if _, ok := extra[id]; !ok {
+			unexpected++
+		}
+	}
+	if missingN > 0 || unexpected > 0 {
+		t.Fatalf("cache holds %d events: %d missing, %d unexpected (want %d)", len(got), missingN, unexpected, len(want))
 	}
 }
 
@@ -150,7 +210,9 @@ func TestFakeTenantLateArrivalsAndRestart(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Variables["filterBy"], &filter); err != nil {
 		t.Fatal(err)
 	}
-	if filter.Timestamp.After != wizfake.FormatTimestamp(cp.Add(-DefaultOverlap)) || filter.Timestamp.Before != wizfake.FormatTimestamp(end) {
+	// The closed window [checkpoint - overlap, end], widened by the client by 1µs each side.
+	if filter.Timestamp.After != wizfake.FormatTimestamp(cp.Add(-DefaultOverlap-time.Microsecond)) ||
+		filter.Timestamp.Before != wizfake.FormatTimestamp(end.Add(time.Microsecond)) {
 		t.Fatalf("window after restart %+v", filter.Timestamp)
 	}
 }
@@ -276,4 +338,39 @@ func (s *pageCounter) AuditLog(ctx context.Context, w wiz.Window, pageSize int, 
 		s.mu.Unlock()
 		return nil
 	})
+}
+
+// TestMoreThanCapInOneMicrosecondEndsUnderEveryBound: 10,001 entries at one instant can never
+// be paged past; the split tree around them still ends (every window it pushes is narrower,
+// and windows under 2µs are not split) and the notice says what is missing.
+func TestMoreThanCapInOneMicrosecondEndsUnderEveryBound(t *testing.T) {
+	for _, b := range []bounds{{false, false}, {true, true}} {
+		t.Run(b.String(), func(t *testing.T) {
+			f := newFakeTenant(t, wizfake.Options{Seed: 16, Events: -1, AfterInclusive: b.afterIn, BeforeInclusive: b.beforeIn})
+			at := t0.Add(-time.Hour)
+			f.tenant.AddTie(at, wiz.ResultCap+1)
+			f.tenant.AddTie(at.Add(-time.Microsecond), 5)
+			f.tenant.AddTie(at.Add(time.Microsecond), 5)
+			c, _ := tempCache(t)
+			s := New(c, f.client, testConfig(f.clock))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if _, err := s.fetchRange(ctx, wiz.Window{After: at.Add(-3 * time.Microsecond), Before: at.Add(3 * time.Microsecond)}, false); err != nil {
+				t.Fatal(err)
+			}
+			// 6µs: at most 1 + 2 + 4 windows before they are under 2µs wide.
+			if n := metricValue(t, s.mSplits); n > 7 {
+				t.Fatalf("%v windows reached the cap", n)
+			}
+			if st := s.Status(); len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "more than 10000 audit entries at") {
+				t.Fatalf("notices %v", st.Notices)
+			}
+			// What the API returns is stored. Entries within a microsecond of such an instant
+			// may be shadowed by it (a query that reaches them also gets the crowded instant
+			// under some bound semantics): the notice covers them.
+			if n := len(cached(t, c)); n < wiz.ResultCap || n > wiz.ResultCap+10 {
+				t.Fatalf("%d cached", n)
+			}
+		})
+	}
 }

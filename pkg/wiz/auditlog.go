@@ -22,8 +22,9 @@ const AuditLogQuery = `query AuditLogTable($first: Int $after: String $filterBy:
   }
 }`
 
-// timestampLayout is how window bounds are sent: UTC, up to nanoseconds, trailing zeros trimmed.
-const timestampLayout = "2006-01-02T15:04:05.999999999Z"
+// timestampLayout is how window bounds are sent: UTC, whole microseconds (see windowFilter),
+// trailing zeros trimmed.
+const timestampLayout = "2006-01-02T15:04:05.999999Z"
 
 type pageData struct {
 	AuditLogEntries *struct {
@@ -106,7 +107,7 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 		}
 		// The API stops answering after ResultCap entries anyway; stopping here too also bounds
 		// a server that keeps sending fresh cursors. The caller splits a truncated window.
-		if !more || res.Entries >= ResultCap {
+		if !more || res.Entries >= c.cfg.ResultCap {
 			break
 		}
 		if next == cursor {
@@ -114,7 +115,7 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 		}
 		cursor = next
 	}
-	res.Truncated = res.Entries >= ResultCap
+	res.Truncated = res.Entries >= c.cfg.ResultCap
 	switch {
 	case fell && !rose:
 		res.Order = OrderNewestFirst
@@ -124,13 +125,25 @@ func (c *Client) AuditLog(ctx context.Context, w Window, pageSize int, onPage fu
 	return res, nil
 }
 
+// windowFilter is the one place where a Window becomes API bounds. Whether Wiz's
+// timestamp.after and timestamp.before are inclusive or exclusive is not documented, so the
+// bounds are aligned to whole microseconds (the API's timestamp precision) and widened by one
+// microsecond on each side: after = floor(After) - 1µs, before = ceil(Before) + 1µs. Every
+// entry with After <= timestamp <= Before then lies strictly inside the bounds, which every
+// combination of inclusive and exclusive bounds returns. The few entries just outside the
+// window that come with them are stored like any other (the cache drops what it already
+// holds), so no caller depends on the bounds' semantics.
 func windowFilter(w Window) map[string]any {
 	ts := map[string]any{}
 	if !w.After.IsZero() {
-		ts["after"] = w.After.UTC().Format(timestampLayout)
+		ts["after"] = w.After.UTC().Truncate(time.Microsecond).Add(-time.Microsecond).Format(timestampLayout)
 	}
 	if !w.Before.IsZero() {
-		ts["before"] = w.Before.UTC().Format(timestampLayout)
+		b := w.Before.UTC()
+		if c := b.Truncate(time.Microsecond); c.Before(b) {
+			b = c.Add(time.Microsecond)
+		}
+		ts["before"] = b.Add(time.Microsecond).Format(timestampLayout)
 	}
 	if len(ts) == 0 {
 		return nil

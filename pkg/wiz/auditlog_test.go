@@ -61,7 +61,7 @@ func TestAuditLogPagesAWindow(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Variables["filterBy"], &fb); err != nil {
 		t.Fatal(err)
 	}
-	if fb.Timestamp.After != "2026-05-31T16:00:00Z" || fb.Timestamp.Before != "2026-06-01T10:00:00Z" {
+	if fb.Timestamp.After != "2026-05-31T15:59:59.999999Z" || fb.Timestamp.Before != "2026-06-01T10:00:00.000001Z" {
 		t.Errorf("filterBy = %+v", fb)
 	}
 	if string(reqs[0].Variables["first"]) != "200" || string(reqs[0].Variables["after"]) != "null" {

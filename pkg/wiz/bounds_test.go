@@ -11,7 +11,69 @@ import (
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/wizfake"
 )
+
+// TestWindowFilterWidensToWholeMicroseconds: the bounds sent enclose the closed window with
+// at least a microsecond to spare on each side, aligned to the API's precision.
+func TestWindowFilterWidensToWholeMicroseconds(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		after, before time.Duration // offsets from base
+		want          [2]string
+	}{
+		{0, time.Second, [2]string{"2026-11-01T11:59:59.999999Z", "2026-11-01T12:00:01.000001Z"}},
+		{1500, 2500, [2]string{"2026-11-01T12:00:00Z", "2026-11-01T12:00:00.000004Z"}},
+		{999, 1000, [2]string{"2026-11-01T11:59:59.999999Z", "2026-11-01T12:00:00.000002Z"}},
+	} {
+		f := windowFilter(Window{After: base.Add(c.after), Before: base.Add(c.before)})
+		ts := f["timestamp"].(map[string]any)
+		if ts["after"] != c.want[0] || ts["before"] != c.want[1] {
+			t.Errorf("window +%s..+%s: sent %v, want %v", c.after, c.before, ts, c.want)
+		}
+	}
+	if windowFilter(Window{}) != nil {
+		t.Error("an open window sent a filter")
+	}
+}
+
+// TestEveryBoundSemanticsReturnsTheClosedWindow: with tie groups on both ends of the window
+// and a microsecond beyond them, each combination of inclusive and exclusive bounds returns
+// every entry of the closed window; the only extras are within the widening.
+func TestEveryBoundSemanticsReturnsTheClosedWindow(t *testing.T) {
+	t.Parallel()
+	lo, hi := t0.Add(-3*time.Hour), t0.Add(-time.Hour)
+	for _, c := range []struct{ afterIn, beforeIn bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		t.Run(fmt.Sprintf("after_inclusive=%v/before_inclusive=%v", c.afterIn, c.beforeIn), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, wizfake.Options{Seed: 5, Events: 300, Span: 4 * time.Hour,
+				AfterInclusive: c.afterIn, BeforeInclusive: c.beforeIn}, nil)
+			for _, at := range []time.Time{lo.Add(-2 * time.Microsecond), lo.Add(-time.Microsecond), lo, hi,
+				hi.Add(time.Microsecond), hi.Add(2 * time.Microsecond)} {
+				f.tenant.AddTie(at, 25)
+			}
+			w := Window{After: lo, Before: hi}
+			got, _ := f.collect(t, w, 20)
+			want := truthIn(f.tenant, w)
+			seen := map[string]bool{}
+			for _, e := range got {
+				if seen[e.ID] {
+					t.Errorf("entry %s sent twice", e.ID)
+				}
+				seen[e.ID] = true
+				if e.Timestamp.Before(lo.Add(-time.Microsecond)) || e.Timestamp.After(hi.Add(time.Microsecond)) {
+					t.Errorf("entry at %s is beyond the widening", e.Timestamp.Format(time.RFC3339Nano))
+				}
+			}
+			for id := range want {
+				if !seen[id] {
+					t.Errorf("entry %s of the window is missing", id)
+				}
+			}
+		})
+	}
+}
 
 // TestFreshCursorsForeverStopAtTheCap: a server that always says there is another page, with a
 // new cursor each time, cannot keep the client paging: it stops at the result cap and reports

@@ -67,6 +67,9 @@ type Config struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	Rand  func() float64
+	// ResultCap is the API's result cap, for tests against a fake with a smaller one;
+	// ResultCap when 0.
+	ResultCap int
 }
 
 // Client talks to one Wiz tenant. It is safe for concurrent use.
@@ -101,6 +104,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.AuthURL == "" {
 		cfg.AuthURL = DefaultAuthURL
+	}
+	if cfg.ResultCap <= 0 {
+		cfg.ResultCap = ResultCap
 	}
 	if _, err := CheckURL(cfg.AuthURL); err != nil {
 		return nil, &Error{Kind: KindSettings, Message: "the token URL " + err.Error()}

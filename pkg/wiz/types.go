@@ -16,6 +16,12 @@ const MaxPageSize = 500
 
 // Window is a closed time window of audit log entries: After <= timestamp <= Before.
 // A zero After or Before leaves that side open.
+//
+// Closed whatever the API's bounds mean: the client sends bounds widened by a microsecond on
+// each side (see windowFilter), so every entry of the window comes back, under inclusive and
+// exclusive bounds alike, possibly with a few entries just outside it. Two windows that share
+// an instant (one's Before is the other's After) therefore never lose an entry between them,
+// and the entries fetched twice are dropped by the cache's id dedup.
 type Window struct {
 	After  time.Time
 	Before time.Time
@@ -37,9 +43,12 @@ type WindowResult struct {
 	// Truncated is true when the window reached ResultCap: the API may have stopped short,
 	// so the caller must split the window (or continue past Oldest/Newest, see Order).
 	Truncated bool
-	Oldest    time.Time // oldest timestamp received (zero when no entries)
-	Newest    time.Time // newest timestamp received
-	Order     Order
+	// Oldest and Newest are the extreme timestamps received (zero when no entries), the
+	// entries just outside the window that the widened bounds bring included: an Oldest before
+	// the window's After (or a Newest after its Before) shows the result went past that end.
+	Oldest time.Time
+	Newest time.Time
+	Order  Order
 }
 
 // Kind classifies an error so that callers act on it without reading its text.

@@ -13,8 +13,8 @@ import (
 // filter is a parsed auditLogEntries query.
 type filter struct {
 	first     int
-	after     *time.Time // inclusive
-	before    *time.Time // inclusive
+	after     *time.Time // exclusive unless Options.AfterInclusive
+	before    *time.Time // exclusive unless Options.BeforeInclusive
 	statuses  map[string]bool
 	action    string
 	userTypes map[string]bool
@@ -241,6 +241,9 @@ func (t *Tenant) run(f *filter, now time.Time) page {
 	lo, hi := 0, len(t.recs)
 	if f.after != nil {
 		a := f.after.UnixNano()
+		if !t.opts.AfterInclusive {
+			a++
+		}
 		lo = sort.Search(len(t.recs), func(i int) bool { return t.recs[i].ts >= a })
 	}
 	if t.opts.Retention > 0 {
@@ -249,6 +252,9 @@ func (t *Tenant) run(f *filter, now time.Time) page {
 	}
 	if f.before != nil {
 		b := f.before.UnixNano()
+		if !t.opts.BeforeInclusive {
+			b--
+		}
 		hi = sort.Search(len(t.recs), func(i int) bool { return t.recs[i].ts > b })
 	}
 	hi = min(hi, sort.Search(len(t.recs), func(i int) bool { return t.recs[i].ts > nowNs }))

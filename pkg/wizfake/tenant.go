@@ -20,10 +20,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -70,6 +72,53 @@ type Options struct {
 	MaxPageSize int              // cap on `first`; DefaultMaxPageSize when 0
 	RateLimit   float64          // hard limit of GraphQL requests per second (real time), 429 above it; 0 = none
 	RateBurst   int              // requests allowed at once under RateLimit; the limit rounded up when 0
+	// AfterInclusive and BeforeInclusive make the filter's timestamp.after and timestamp.before
+	// bounds inclusive. Wiz does not document which they are; the default, exclusive on both
+	// sides, is the one a client is most likely to get wrong.
+	AfterInclusive, BeforeInclusive bool
+}
+
+// BoundNames are the names ParseBounds accepts, one per meaning of the timestamp bounds.
+var BoundNames = []string{"exclusive", "after-inclusive", "before-inclusive", "inclusive"}
+
+// ParseBounds reads one of BoundNames into Options.AfterInclusive and BeforeInclusive.
+func ParseBounds(name string) (afterInclusive, beforeInclusive bool, err error) {
+	switch name {
+	case "exclusive":
+		return false, false, nil
+	case "after-inclusive":
+		return true, false, nil
+	case "before-inclusive":
+		return false, true, nil
+	case "inclusive":
+		return true, true, nil
+	}
+	return false, false, fmt.Errorf("wizfake: bounds %q: want one of %s", name, strings.Join(BoundNames, ", "))
+}
+
+// BoundsForTests is what a test too slow to run under each of BoundNames runs under: the one
+// named by $WIZ_BOUNDS ("all": each), else one that changes every day, so that successive
+// runs cover the four in turn.
+func BoundsForTests() []string {
+	switch name := os.Getenv("WIZ_BOUNDS"); name {
+	case "all":
+		return BoundNames
+	case "":
+		return []string{BoundNames[time.Now().YearDay()%len(BoundNames)]}
+	default:
+		return []string{name}
+	}
+}
+
+// RunUnderBounds runs fn as a subtest under each of BoundsForTests.
+func RunUnderBounds(t *testing.T, fn func(t *testing.T, afterInclusive, beforeInclusive bool)) {
+	for _, name := range BoundsForTests() {
+		afterIn, beforeIn, err := ParseBounds(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) { fn(t, afterIn, beforeIn) })
+	}
 }
 
 // Principal is a user or service account as audit log nodes name them.
@@ -345,6 +394,24 @@ func (t *Tenant) AddGenerated(n int, from, to time.Time) []Entry {
 	return out
 }
 
+// AddTie generates n more events all at the instant at (truncated to the microsecond): a tie
+// group, e.g. on a cut point of a client's windows.
+func (t *Tenant) AddTie(at time.Time, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.insert(t.generate(n, at, at, -1))
+}
+
+// AddTieBurst adds groups tie groups of size events each, the first at from and the next ones
+// step apart: a burst made of ties only. When the burst is larger than the result cap, the
+// cap (a multiple of the page size) cuts it inside a tie group, so that group straddles a
+// page boundary and a cap split at once.
+func (t *Tenant) AddTieBurst(from time.Time, groups, size int, step time.Duration) {
+	for i := 0; i < groups; i++ {
+		t.AddTie(from.Add(time.Duration(i)*step), size)
+	}
+}
+
 // insert merges records into t.recs. Callers hold t.mu for writing.
 func (t *Tenant) insert(add []rec) {
 	if len(add) < 64 {
@@ -390,6 +457,20 @@ func (t *Tenant) VisibleEvents() []Entry {
 	for _, r := range t.recs {
 		if t.visible(r, now.UnixNano()) {
 			out = append(out, t.entry(r))
+		}
+	}
+	return out
+}
+
+// VisibleIDs returns the ids of VisibleEvents without rendering them (cheap for millions).
+func (t *Tenant) VisibleIDs() []string {
+	now := t.now().UnixNano()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []string
+	for _, r := range t.recs {
+		if t.visible(r, now) {
+			out = append(out, t.id(r))
 		}
 	}
 	return out

@@ -333,22 +333,46 @@ func TestWindowsRetentionAndCap(t *testing.T) {
 	if ids := h.all(100, nil); len(ids) != 300 {
 		t.Errorf("capped query returned %d", len(ids))
 	}
-	// A closed window (inclusive bounds) under the cap returns exactly its events.
+	// By default both bounds are exclusive: a window under the cap returns exactly the events
+	// strictly between them.
 	after, before := truth[100].Timestamp, truth[299].Timestamp
 	want := 0
 	for _, e := range truth {
-		if !e.Timestamp.Before(after) && !e.Timestamp.After(before) {
+		if e.Timestamp.After(after) && e.Timestamp.Before(before) {
 			want++
 		}
 	}
 	ids := h.all(50, map[string]any{"timestamp": map[string]any{"after": FormatTimestamp(after), "before": FormatTimestamp(before)}})
 	if len(ids) != want {
-		t.Errorf("closed window: %d ids, want %d", len(ids), want)
+		t.Errorf("window: %d ids, want %d", len(ids), want)
 	}
 	// Open window: only after.
-	ids = h.all(50, map[string]any{"timestamp": map[string]any{"after": FormatTimestamp(truth[len(truth)-10].Timestamp)}})
+	ids = h.all(50, map[string]any{"timestamp": map[string]any{"after": FormatTimestamp(truth[len(truth)-11].Timestamp)}})
 	if len(ids) < 10 {
 		t.Errorf("open window: %d ids", len(ids))
+	}
+}
+
+// TestBoundSemantics: each side of the timestamp filter is inclusive or exclusive as
+// configured, with a tie group on both bounds.
+func TestBoundSemantics(t *testing.T) {
+	t.Parallel()
+	lo, hi := t0.Add(-2*time.Hour), t0.Add(-time.Hour)
+	for _, c := range []struct{ afterIn, beforeIn bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		h := newHarness(t, Options{Seed: 3, Events: 200, AfterInclusive: c.afterIn, BeforeInclusive: c.beforeIn})
+		h.tenant.AddTie(lo, 30)
+		h.tenant.AddTie(hi, 40)
+		want := 0
+		for _, e := range h.tenant.VisibleEvents() {
+			ts := e.Timestamp
+			if (ts.After(lo) || c.afterIn && ts.Equal(lo)) && (ts.Before(hi) || c.beforeIn && ts.Equal(hi)) {
+				want++
+			}
+		}
+		ids := h.all(7, map[string]any{"timestamp": map[string]any{"after": FormatTimestamp(lo), "before": FormatTimestamp(hi)}})
+		if len(ids) != want {
+			t.Errorf("after inclusive %v, before inclusive %v: %d ids, want %d", c.afterIn, c.beforeIn, len(ids), want)
+		}
 	}
 }
 

@@ -74,6 +74,8 @@ func main() {
 	liveEvery := flag.Duration("live-interval", envDuration("WIZFAKE_LIVE_INTERVAL", 5*time.Second), "how often -live adds events")
 	tokenLife := flag.Duration("token-lifetime", envDuration("WIZFAKE_TOKEN_LIFETIME", time.Hour), "lifetime of issued tokens")
 	rateLimit := flag.Float64("rate-limit", envFloat("WIZFAKE_RATE_LIMIT", 0), "hard GraphQL requests per second (429 above; 0 = none)")
+	afterIn := flag.Bool("after-inclusive", envBool("WIZFAKE_AFTER_INCLUSIVE", false), "timestamp.after is inclusive (default exclusive)")
+	beforeIn := flag.Bool("before-inclusive", envBool("WIZFAKE_BEFORE_INCLUSIVE", false), "timestamp.before is inclusive (default exclusive)")
 	flag.Parse()
 
 	if *events < 0 || *days <= 0 {
@@ -81,13 +83,15 @@ func main() {
 	}
 	start := time.Now()
 	tenant := wizfake.New(wizfake.Options{
-		Seed:          *seed,
-		Events:        *events,
-		Span:          time.Duration(*days * float64(24*time.Hour)),
-		ClientID:      *clientID,
-		ClientSecret:  *clientSecret,
-		TokenLifetime: *tokenLife,
-		RateLimit:     *rateLimit,
+		Seed:            *seed,
+		Events:          *events,
+		Span:            time.Duration(*days * float64(24*time.Hour)),
+		ClientID:        *clientID,
+		ClientSecret:    *clientSecret,
+		TokenLifetime:   *tokenLife,
+		RateLimit:       *rateLimit,
+		AfterInclusive:  *afterIn,
+		BeforeInclusive: *beforeIn,
 	})
 	log.Printf("wizfake: generated %d events over %g days in %s", tenant.Len(), *days, time.Since(start).Round(time.Millisecond))
 
