@@ -14,7 +14,7 @@ import (
 // restarts it each time. In the end the cache file holds exactly the tenant's events: every
 // id once, each with the node JSON the tenant sent. The tenant has tie groups of up to 600
 // entries and a burst of them over the result cap (a cap split cuts a tie group at a page
-// boundary); too slow for each bound semantics every run, see wizfake.BoundsForTests.
+// boundary); it runs under each bound semantics (wizfake.BoundsForTests).
 func TestSIGKILLLosesNothing(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {

@@ -76,7 +76,7 @@ func soakBackground() []wizfake.Fault {
 // draws which fault depends on how the live loop and the backfill goroutines interleave, which
 // the assertions do not depend on.
 //
-// Too slow to run under each bound semantics every time: see wizfake.BoundsForTests. Tie
+// Runs under each bound semantics (wizfake.BoundsForTests; WIZ_BOUNDS picks one). Tie
 // groups sit on every live window's end (and so on later windows' overlap starts), and the
 // busy hour of the history is made of ties, so that cap splits cut tie groups.
 func TestSoakOneHourLiveTailWithFaults(t *testing.T) {
