@@ -23,9 +23,9 @@ describe('DataSource', () => {
     const ds = dataSource();
     expect(ds.annotations).toBeDefined();
     const prepared = ds.annotations!.prepareQuery!({
-      target: { refId: 'Anno', actions: ['Login'] },
+      target: { refId: 'Anno', actions: ['Login'], notPrincipals: ['terraform-ci'] },
     } as never);
-    expect(prepared).toEqual({ refId: 'Anno', actions: ['Login'], queryType: 'logs' });
+    expect(prepared).toEqual({ refId: 'Anno', actions: ['Login'], notPrincipals: ['terraform-ci'], queryType: 'logs' });
   });
 
   describe('logs volume', () => {

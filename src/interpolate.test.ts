@@ -52,6 +52,23 @@ describe('interpolateQuery', () => {
     });
   });
 
+  it('expands multi-value variables in the excluded lists too', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      notActions: ['$actions'],
+      notStatuses: ['SUCCESS'],
+      notPrincipals: ['${who}', 'terraform-ci'],
+      notSourceIps: ['$ips'],
+    });
+    expect(interpolateQuery(query, templateSrv)).toEqual({
+      refId: 'A',
+      notActions: ['Login', 'CreateUser'],
+      notStatuses: ['SUCCESS'],
+      notPrincipals: ['alice', 'MetronLabs', 'terraform-ci'],
+      notSourceIps: ['10.0.0.0/8', '203.0.113.7'],
+    });
+  });
+
   it('keeps plain values and removes duplicates', () => {
     const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['Login', '$action'] });
     expect(interpolateQuery(query, templateSrv).actions).toEqual(['Login']);

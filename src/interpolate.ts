@@ -3,14 +3,11 @@ import { TemplateSrv } from '@grafana/runtime';
 
 import { ipInRange } from './ip';
 import { containsTemplateVariable } from './validation';
-import { PRINCIPAL_TYPES, WizQuery } from './types';
+import { LIST_KEYS, ListKey, PRINCIPAL_TYPES, WizQuery } from './types';
 
 // Joins the values of a multi-value variable so that they can be split apart again; a control
 // character cannot appear in a value typed into a variable.
 const SEPARATOR = '\u001f';
-
-type ListKey = 'actions' | 'statuses' | 'principals' | 'sourceIps';
-const LIST_KEYS: readonly ListKey[] = ['actions', 'statuses', 'principals', 'sourceIps'];
 
 /** A filter value no event carries: the query then answers no rows. */
 export const NO_MATCH = '(no value matches the dashboard filters)';

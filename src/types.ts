@@ -39,6 +39,10 @@ export interface WizQuery extends DataQuery {
   principalType?: PrincipalType | string;
   sourceIps?: string[];
   search?: string;
+  notActions?: string[];
+  notStatuses?: string[];
+  notPrincipals?: string[];
+  notSourceIps?: string[];
   groupBy?: EventField | string;
   field?: EventField | string;
   limit?: number;
@@ -47,6 +51,20 @@ export interface WizQuery extends DataQuery {
 /** Limits the backend applies when `limit` is unset, and the largest it accepts. */
 export const DEFAULT_LIMITS: Partial<Record<QueryType, number>> = { logs: 1000, table: 1000, top: 10 };
 export const MAX_LIMIT = 10000;
+
+/** The list filters, each with a negated twin that excludes events matching any of its values. */
+export type IncludeListKey = 'actions' | 'statuses' | 'principals' | 'sourceIps';
+export type ExcludeListKey = 'notActions' | 'notStatuses' | 'notPrincipals' | 'notSourceIps';
+export type ListKey = IncludeListKey | ExcludeListKey;
+
+export const NEGATED: Record<IncludeListKey, ExcludeListKey> = {
+  actions: 'notActions',
+  statuses: 'notStatuses',
+  principals: 'notPrincipals',
+  sourceIps: 'notSourceIps',
+};
+
+export const LIST_KEYS: readonly ListKey[] = [...(Object.keys(NEGATED) as IncludeListKey[]), ...Object.values(NEGATED)];
 
 export const DEFAULT_QUERY: Partial<WizQuery> = { queryType: 'logs' };
 

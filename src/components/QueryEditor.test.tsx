@@ -152,6 +152,51 @@ describe('QueryEditor', () => {
     expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', sourceIps: ['203.0.113.7', '$ips'] });
   });
 
+  it('excludes statuses once the filter is switched to "is not"', async () => {
+    const { onChange } = setup({ refId: 'A', queryType: 'logs' });
+    expect(screen.queryByTestId(selectors.query.notStatuses)).not.toBeInTheDocument();
+    fireEvent.click(within(screen.getByTestId(selectors.query.mode.statuses)).getByLabelText('is not'));
+    expect(onChange).not.toHaveBeenCalled();
+    expect(screen.queryByTestId(selectors.query.statuses)).not.toBeInTheDocument();
+    await pick(selectors.query.notStatuses, 'SUCCESS');
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', queryType: 'logs', notStatuses: ['SUCCESS'] });
+  });
+
+  it('moves the values to the other list when a filter switches between "is" and "is not"', () => {
+    const { onChange } = setup({ refId: 'A', actions: ['Login', 'TokenRefresh'] });
+    fireEvent.click(within(screen.getByTestId(selectors.query.mode.actions)).getByLabelText('is not'));
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', notActions: ['Login', 'TokenRefresh'] });
+  });
+
+  it('shows both rows of a query that includes and excludes, and merges them on a switch', () => {
+    const { onChange } = setup({ refId: 'A', principals: ['alice'], notPrincipals: ['terraform-ci', 'alice'] });
+    expect(screen.getByTestId(selectors.query.principals)).toBeInTheDocument();
+    expect(screen.getByTestId(selectors.query.notPrincipals)).toBeInTheDocument();
+    fireEvent.click(within(screen.getByTestId(selectors.query.mode.notPrincipals)).getByLabelText('is'));
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', principals: ['alice', 'terraform-ci'] });
+  });
+
+  it('excludes source IP ranges, refusing anything that is not an address or range', () => {
+    const { onChange } = setup({ refId: 'A', notSourceIps: ['10.0.0.0/8'] });
+    expect(screen.queryByTestId(selectors.query.sourceIps)).not.toBeInTheDocument();
+    const input = within(screen.getByTestId(selectors.query.notSourceIps)).getByRole('textbox');
+    fireEvent.change(input, { target: { value: '2001:db8::/32' } });
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', notSourceIps: ['10.0.0.0/8', '2001:db8::/32'] });
+    fireEvent.change(input, { target: { value: 'office' } });
+    fireEvent.keyDown(input, { key: 'Enter' });
+    expect(onChange).toHaveBeenLastCalledWith({ refId: 'A', notSourceIps: ['10.0.0.0/8'] });
+    expect(screen.getByText(/"office" is not an IP address or CIDR range/)).toBeInTheDocument();
+  });
+
+  it('keeps an emptied exclude list as "is not"', () => {
+    const props = { onChange: jest.fn(), onRunQuery: jest.fn(), datasource };
+    const { rerender } = render(<QueryEditor {...props} query={deepFreeze({ refId: 'A', notActions: ['Login'] })} />);
+    rerender(<QueryEditor {...props} query={deepFreeze({ refId: 'A' })} />);
+    expect(screen.getByTestId(selectors.query.notActions)).toBeInTheDocument();
+    expect(screen.queryByTestId(selectors.query.actions)).not.toBeInTheDocument();
+  });
+
   it('edits the search text', () => {
     const { onChange } = setup({ refId: 'A', search: 'old' });
     fireEvent.change(screen.getByTestId(selectors.query.search), { target: { value: 'token rotated' } });
@@ -232,5 +277,19 @@ describe('VariableQueryEditor', () => {
       })
     );
     expect(screen.queryByTestId(selectors.query.search)).not.toBeInTheDocument();
+  });
+
+  it('excludes principals from the values', () => {
+    const { onChange } = setup(
+      { refId: 'A', queryType: 'values', field: 'principal', principals: ['$who'] },
+      'variable'
+    );
+    fireEvent.click(within(screen.getByTestId(selectors.query.mode.principals)).getByLabelText('is not'));
+    expect(onChange).toHaveBeenLastCalledWith({
+      refId: 'A',
+      queryType: 'values',
+      field: 'principal',
+      notPrincipals: ['$who'],
+    });
   });
 });
