@@ -87,6 +87,22 @@ describe('interpolateQuery', () => {
     expect(out).not.toHaveProperty('principalType');
   });
 
+  it('expands the fields of a new terms query and takes one lookback', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      queryType: 'newTerms',
+      fields: ['$dims', 'sourceIp'],
+      lookback: '$window',
+    });
+    const withWindow = fakeTemplateSrv({ dims: ['status', 'action'], window: ['7d', '30d'] });
+    expect(interpolateQuery(query, withWindow)).toEqual({
+      refId: 'A',
+      queryType: 'newTerms',
+      fields: ['status', 'action', 'sourceIp'],
+      lookback: '7d',
+    });
+  });
+
   it('prefers scoped variables (repeated panels)', () => {
     const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['$action'] });
     const scoped = { action: { text: 'Logout', value: 'Logout' } };

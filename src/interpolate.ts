@@ -52,12 +52,12 @@ function interpolateScalar(
 /**
  * Replaces dashboard variables in every string and list field of a query, without touching the
  * query it is given. A multi-value variable in a list field becomes one list item per value;
- * `search` takes the values separated by spaces, `groupBy` and `field` the first value, and
+ * `search` takes the values separated by spaces, `groupBy`, `field` and `lookback` the first value, and
  * `principalType` nothing (any type) when the variable holds both types.
  */
 export function interpolateQuery(query: WizQuery, templateSrv: TemplateSrv, scopedVars: ScopedVars = {}): WizQuery {
   const out: WizQuery = { ...query };
-  for (const key of LIST_KEYS) {
+  for (const key of [...LIST_KEYS, 'fields'] as const) {
     const list = interpolateList(query[key], templateSrv, scopedVars);
     if (list !== undefined) {
       out[key] = list;
@@ -68,6 +68,7 @@ export function interpolateQuery(query: WizQuery, templateSrv: TemplateSrv, scop
     search: interpolateScalar(query.search, templateSrv, scopedVars, (values) => values.join(' ')),
     groupBy: interpolateScalar(query.groupBy, templateSrv, scopedVars, first),
     field: interpolateScalar(query.field, templateSrv, scopedVars, first),
+    lookback: interpolateScalar(query.lookback, templateSrv, scopedVars, first),
     principalType: interpolateScalar(query.principalType, templateSrv, scopedVars, (values) => {
       const types = new Set(values);
       return types.size === 1 ? values[0] : '';

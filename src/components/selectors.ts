@@ -49,6 +49,8 @@ export const selectors = {
     search: 'wiz-query-search',
     groupBy: 'wiz-query-group-by',
     field: 'wiz-query-field',
+    fields: 'wiz-query-fields',
+    lookback: 'wiz-query-lookback',
     limit: 'wiz-query-limit',
   },
 } as const;
