@@ -74,7 +74,14 @@ describe('DataSource', () => {
   describe('ad-hoc filters', () => {
     it('offers the filterable fields as keys', async () => {
       const keys = await dataSource().getTagKeys();
-      expect(keys.map((k) => k.text)).toEqual(['action', 'status', 'principal', 'principalType', 'sourceIp']);
+      expect(keys.map((k) => k.text)).toEqual([
+        'action',
+        'status',
+        'principal',
+        'principalType',
+        'sourceIp',
+        'userAgent',
+      ]);
     });
 
     it('loads values from the values endpoint', async () => {
@@ -86,6 +93,13 @@ describe('DataSource', () => {
         { text: 'Login', value: 'Login' },
         { text: 'Logout', value: 'Logout' },
       ]);
+    });
+
+    it('offers no values for a key the backend does not take', async () => {
+      const ds = dataSource();
+      const getResource = jest.spyOn(ds, 'getResource');
+      await expect(ds.getTagValues({ key: 'requestId' })).resolves.toEqual([]);
+      expect(getResource).not.toHaveBeenCalled();
     });
 
     it('passes the prefix to the values endpoint', async () => {

@@ -11,8 +11,8 @@ import {
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv, TemplateSrv } from '@grafana/runtime';
 
-import { AD_HOC_KEYS, applyAdHocFilters, interpolateQuery } from './interpolate';
-import { DEFAULT_QUERY, EventField, WizOptions, WizQuery } from './types';
+import { interpolateQuery, withAdHocFilters } from './interpolate';
+import { DEFAULT_QUERY, EVENT_FIELDS, EventField, WizOptions, WizQuery } from './types';
 import { WizVariableSupport } from './variables';
 
 /** refId prefix of the logs volume query that Explore runs next to a logs query. */
@@ -47,7 +47,7 @@ export class DataSource
   }
 
   applyTemplateVariables(query: WizQuery, scopedVars: ScopedVars, filters?: AdHocVariableFilter[]): WizQuery {
-    return applyAdHocFilters(interpolateQuery(query, this.templateSrv, scopedVars), filters);
+    return withAdHocFilters(interpolateQuery(query, this.templateSrv, scopedVars), filters);
   }
 
   /** Distinct values of an event field in the cache, for editor dropdowns (`GET values/<field>`). */
@@ -60,13 +60,13 @@ export class DataSource
     return Array.isArray(values) ? values.map(String) : [];
   }
 
-  // Ad-hoc filters: the keys map to the query's filters (see applyAdHocFilters).
+  // Ad-hoc filters: any event field, with =, !=, =~ or !~; the backend applies them.
   async getTagKeys(): Promise<MetricFindValue[]> {
-    return AD_HOC_KEYS.map((key) => ({ text: key, value: key }));
+    return EVENT_FIELDS.map((key) => ({ text: key, value: key }));
   }
 
   async getTagValues(options: { key: string }): Promise<MetricFindValue[]> {
-    if (!(AD_HOC_KEYS as readonly string[]).includes(options.key)) {
+    if (!(EVENT_FIELDS as readonly string[]).includes(options.key)) {
       return [];
     }
     const values = await this.getFieldValues(options.key, '', 1000);

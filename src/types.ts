@@ -47,12 +47,23 @@ export interface WizQuery extends DataQuery {
   notSourceIps?: string[];
   groupBy?: EventField | string;
   field?: EventField | string;
+  /** Grafana's ad-hoc filters, applied by the backend and ANDed with the rest. */
+  adhocFilters?: AdHocFilter[];
   /** newTerms: one field, or a tuple of up to MAX_NEW_TERMS_FIELDS. */
   fields?: Array<EventField | string>;
   /** newTerms: how far before the range a value must not have been seen (Go duration or `Nd`). */
   lookback?: string;
   limit?: number;
 }
+
+/** An ad-hoc filter as the backend takes it: keys are the event fields; regexes are RE2, anchored. */
+export interface AdHocFilter {
+  key: EventField | string;
+  operator: AdHocOperator | string;
+  value: string;
+}
+
+export type AdHocOperator = '=' | '!=' | '=~' | '!~';
 
 export const MAX_NEW_TERMS_FIELDS = 3;
 export const DEFAULT_NEW_TERMS_FIELDS: readonly EventField[] = ['principal', 'sourceIp'];
