@@ -18,6 +18,10 @@ import { WizVariableSupport } from './variables';
 /** refId prefix of the logs volume query that Explore runs next to a logs query. */
 export const LOGS_VOLUME_REF_ID_PREFIX = 'log-volume-';
 
+/** The timeseries grouping whose series carry a `level` label: info, warning, error or unknown. */
+export const LOGS_VOLUME_GROUP_BY = 'level';
+export const LOGS_VOLUME_LEVELS = ['info', 'warning', 'error', 'unknown'] as const;
+
 export class DataSource
   extends DataSourceWithBackend<WizQuery, WizOptions>
   implements DataSourceWithSupplementaryQueriesSupport<WizQuery>
@@ -73,7 +77,8 @@ export class DataSource
     return values.map((value) => ({ text: value, value }));
   }
 
-  // Explore's logs volume histogram: event counts per status with the logs query's filters.
+  // Explore's logs volume histogram: event counts per level with the logs query's filters. Grafana
+  // colours each series by its `level` label (info, warning, error, unknown) as it does Loki's.
   getSupportedSupplementaryQueryTypes(): SupplementaryQueryType[] {
     return [SupplementaryQueryType.LogsVolume];
   }
@@ -82,13 +87,12 @@ export class DataSource
     if (options.type !== SupplementaryQueryType.LogsVolume || (query.queryType ?? 'logs') !== 'logs') {
       return undefined;
     }
-    const { limit, field, search, ...rest } = query;
+    const { limit, groupBy, field, fields, lookback, ...filters } = query;
     return {
-      ...rest,
-      ...(search ? { search } : {}),
+      ...filters,
       refId: `${LOGS_VOLUME_REF_ID_PREFIX}${query.refId}`,
       queryType: 'timeseries',
-      groupBy: 'status',
+      groupBy: LOGS_VOLUME_GROUP_BY,
     };
   }
 
