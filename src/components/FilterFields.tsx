@@ -30,6 +30,7 @@ interface Props {
 }
 
 type Mode = 'include' | 'exclude';
+const MODES: readonly Mode[] = ['include', 'exclude'];
 
 const MODE_OPTIONS: Array<SelectableValue<Mode>> = [
   { value: 'include', label: 'is', description: 'Events matching any of the values' },
@@ -76,10 +77,8 @@ function ListFilter({ include, label, tooltip, query, labelWidth, onChange, opti
     values('exclude').length > 0 && values('include').length === 0 ? 'exclude' : 'include'
   );
 
-  const rows = (['include', 'exclude'] as const).filter(
-    (mode) =>
-      values(mode).length > 0 || (values(mode === 'include' ? 'exclude' : 'include').length === 0 && emptyMode === mode)
-  );
+  const bothEmpty = values('include').length === 0 && values('exclude').length === 0;
+  const rows: Mode[] = bothEmpty ? [emptyMode] : MODES.filter((mode) => values(mode).length > 0);
 
   const switchRow = (from: Mode, to: Mode) => {
     setEmptyMode(to);
