@@ -1,6 +1,6 @@
-import { DataQueryRequest, SupplementaryQueryType } from '@grafana/data';
+import { DataQueryRequest, LogLevel, SupplementaryQueryType } from '@grafana/data';
 
-import { DataSource } from './datasource';
+import { DataSource, LOGS_VOLUME_LEVELS } from './datasource';
 import { WizQuery } from './types';
 import { deepFreeze, fakeTemplateSrv, instanceSettings } from './__fixtures__/testUtils';
 
@@ -23,9 +23,9 @@ describe('DataSource', () => {
     const ds = dataSource();
     expect(ds.annotations).toBeDefined();
     const prepared = ds.annotations!.prepareQuery!({
-      target: { refId: 'Anno', actions: ['Login'] },
+      target: { refId: 'Anno', actions: ['Login'], notPrincipals: ['terraform-ci'] },
     } as never);
-    expect(prepared).toEqual({ refId: 'Anno', actions: ['Login'], queryType: 'logs' });
+    expect(prepared).toEqual({ refId: 'Anno', actions: ['Login'], notPrincipals: ['terraform-ci'], queryType: 'logs' });
   });
 
   describe('logs volume', () => {
@@ -35,20 +35,32 @@ describe('DataSource', () => {
       statuses: ['FAILED'],
       principals: ['alice'],
       search: 'token',
+      notActions: ['TokenRefresh'],
+      notSourceIps: ['10.0.0.0/8'],
       limit: 50,
     });
 
-    it('runs a timeseries query grouped by status with the same filters', () => {
+    it('runs a timeseries query grouped by level with the same filters', () => {
       const ds = dataSource();
       expect(ds.getSupportedSupplementaryQueryTypes()).toEqual([SupplementaryQueryType.LogsVolume]);
       expect(ds.getSupplementaryQuery({ type: SupplementaryQueryType.LogsVolume }, logsQuery)).toEqual({
         refId: 'log-volume-A',
         queryType: 'timeseries',
-        groupBy: 'status',
+        groupBy: 'level',
         statuses: ['FAILED'],
         principals: ['alice'],
+        notActions: ['TokenRefresh'],
+        notSourceIps: ['10.0.0.0/8'],
         search: 'token',
       });
+    });
+
+    // Grafana colours a logs volume series by the `level` label of its count field, read with its
+    // LogLevel names: each level the backend emits must be one of them, spelled the same.
+    it('groups by levels Grafana knows, so that the bars are coloured', () => {
+      for (const level of LOGS_VOLUME_LEVELS) {
+        expect(LogLevel[level]).toBe(level);
+      }
     });
 
     it('has no volume for other query types', () => {
@@ -74,7 +86,14 @@ describe('DataSource', () => {
   describe('ad-hoc filters', () => {
     it('offers the filterable fields as keys', async () => {
       const keys = await dataSource().getTagKeys();
-      expect(keys.map((k) => k.text)).toEqual(['action', 'status', 'principal', 'principalType', 'sourceIp']);
+      expect(keys.map((k) => k.text)).toEqual([
+        'action',
+        'status',
+        'principal',
+        'principalType',
+        'sourceIp',
+        'userAgent',
+      ]);
     });
 
     it('loads values from the values endpoint', async () => {
@@ -86,6 +105,13 @@ describe('DataSource', () => {
         { text: 'Login', value: 'Login' },
         { text: 'Logout', value: 'Logout' },
       ]);
+    });
+
+    it('offers no values for a key the backend does not take', async () => {
+      const ds = dataSource();
+      const getResource = jest.spyOn(ds, 'getResource');
+      await expect(ds.getTagValues({ key: 'requestId' })).resolves.toEqual([]);
+      expect(getResource).not.toHaveBeenCalled();
     });
 
     it('passes the prefix to the values endpoint', async () => {

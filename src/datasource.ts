@@ -11,12 +11,16 @@ import {
 } from '@grafana/data';
 import { DataSourceWithBackend, getTemplateSrv, TemplateSrv } from '@grafana/runtime';
 
-import { AD_HOC_KEYS, applyAdHocFilters, interpolateQuery } from './interpolate';
-import { DEFAULT_QUERY, EventField, WizOptions, WizQuery } from './types';
+import { interpolateQuery, withAdHocFilters } from './interpolate';
+import { DEFAULT_QUERY, EVENT_FIELDS, EventField, WizOptions, WizQuery } from './types';
 import { WizVariableSupport } from './variables';
 
 /** refId prefix of the logs volume query that Explore runs next to a logs query. */
 export const LOGS_VOLUME_REF_ID_PREFIX = 'log-volume-';
+
+/** The timeseries grouping whose series carry a `level` label: info, warning, error or unknown. */
+export const LOGS_VOLUME_GROUP_BY = 'level';
+export const LOGS_VOLUME_LEVELS = ['info', 'warning', 'error', 'unknown'] as const;
 
 export class DataSource
   extends DataSourceWithBackend<WizQuery, WizOptions>
@@ -47,7 +51,7 @@ export class DataSource
   }
 
   applyTemplateVariables(query: WizQuery, scopedVars: ScopedVars, filters?: AdHocVariableFilter[]): WizQuery {
-    return applyAdHocFilters(interpolateQuery(query, this.templateSrv, scopedVars), filters);
+    return withAdHocFilters(interpolateQuery(query, this.templateSrv, scopedVars), filters);
   }
 
   /** Distinct values of an event field in the cache, for editor dropdowns (`GET values/<field>`). */
@@ -60,20 +64,21 @@ export class DataSource
     return Array.isArray(values) ? values.map(String) : [];
   }
 
-  // Ad-hoc filters: the keys map to the query's filters (see applyAdHocFilters).
+  // Ad-hoc filters: any event field, with =, !=, =~ or !~; the backend applies them.
   async getTagKeys(): Promise<MetricFindValue[]> {
-    return AD_HOC_KEYS.map((key) => ({ text: key, value: key }));
+    return EVENT_FIELDS.map((key) => ({ text: key, value: key }));
   }
 
   async getTagValues(options: { key: string }): Promise<MetricFindValue[]> {
-    if (!(AD_HOC_KEYS as readonly string[]).includes(options.key)) {
+    if (!(EVENT_FIELDS as readonly string[]).includes(options.key)) {
       return [];
     }
     const values = await this.getFieldValues(options.key, '', 1000);
     return values.map((value) => ({ text: value, value }));
   }
 
-  // Explore's logs volume histogram: event counts per status with the logs query's filters.
+  // Explore's logs volume histogram: event counts per level with the logs query's filters. Grafana
+  // colours each series by its `level` label (info, warning, error, unknown) as it does Loki's.
   getSupportedSupplementaryQueryTypes(): SupplementaryQueryType[] {
     return [SupplementaryQueryType.LogsVolume];
   }
@@ -82,13 +87,12 @@ export class DataSource
     if (options.type !== SupplementaryQueryType.LogsVolume || (query.queryType ?? 'logs') !== 'logs') {
       return undefined;
     }
-    const { limit, field, search, ...rest } = query;
+    const { limit, groupBy, field, fields, lookback, ...filters } = query;
     return {
-      ...rest,
-      ...(search ? { search } : {}),
+      ...filters,
       refId: `${LOGS_VOLUME_REF_ID_PREFIX}${query.refId}`,
       queryType: 'timeseries',
-      groupBy: 'status',
+      groupBy: LOGS_VOLUME_GROUP_BY,
     };
   }
 

@@ -1,5 +1,5 @@
 import { DataSource } from './datasource';
-import { applyAdHocFilters, interpolateQuery, NO_MATCH } from './interpolate';
+import { interpolateQuery } from './interpolate';
 import { WizQuery } from './types';
 import { deepFreeze, fakeTemplateSrv, instanceSettings } from './__fixtures__/testUtils';
 
@@ -52,6 +52,23 @@ describe('interpolateQuery', () => {
     });
   });
 
+  it('expands multi-value variables in the excluded lists too', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      notActions: ['$actions'],
+      notStatuses: ['SUCCESS'],
+      notPrincipals: ['${who}', 'terraform-ci'],
+      notSourceIps: ['$ips'],
+    });
+    expect(interpolateQuery(query, templateSrv)).toEqual({
+      refId: 'A',
+      notActions: ['Login', 'CreateUser'],
+      notStatuses: ['SUCCESS'],
+      notPrincipals: ['alice', 'MetronLabs', 'terraform-ci'],
+      notSourceIps: ['10.0.0.0/8', '203.0.113.7'],
+    });
+  });
+
   it('keeps plain values and removes duplicates', () => {
     const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['Login', '$action'] });
     expect(interpolateQuery(query, templateSrv).actions).toEqual(['Login']);
@@ -70,6 +87,22 @@ describe('interpolateQuery', () => {
     expect(out).not.toHaveProperty('principalType');
   });
 
+  it('expands the fields of a new terms query and takes one lookback', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      queryType: 'newTerms',
+      fields: ['$dims', 'sourceIp'],
+      lookback: '$window',
+    });
+    const withWindow = fakeTemplateSrv({ dims: ['status', 'action'], window: ['7d', '30d'] });
+    expect(interpolateQuery(query, withWindow)).toEqual({
+      refId: 'A',
+      queryType: 'newTerms',
+      fields: ['status', 'action', 'sourceIp'],
+      lookback: '7d',
+    });
+  });
+
   it('prefers scoped variables (repeated panels)', () => {
     const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['$action'] });
     const scoped = { action: { text: 'Logout', value: 'Logout' } };
@@ -84,53 +117,45 @@ describe('interpolateQuery', () => {
   });
 });
 
-describe('applyAdHocFilters', () => {
-  it('maps each key to its query filter', () => {
-    const query = deepFreeze<WizQuery>({ refId: 'A' });
-    const out = applyAdHocFilters(query, [
-      { key: 'action', operator: '=', value: 'Login' },
-      { key: 'status', operator: '=|', value: 'FAILED', values: ['FAILED', 'ACCESS_DENIED'] },
-      { key: 'principal', operator: '=', value: 'alice' },
-      { key: 'principalType', operator: '=', value: 'user' },
-      { key: 'sourceIp', operator: '=', value: '203.0.113.7' },
+describe('DataSource.applyTemplateVariables', () => {
+  const ds = new DataSource(instanceSettings(), templateSrv);
+
+  it('interpolates variables and hands the ad-hoc filters to the backend as they are', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', queryType: 'logs', actions: ['$actions'] });
+    const filters = deepFreeze([
+      { key: 'action', operator: '!=', value: 'Login' },
+      { key: 'sourceIp', operator: '=', value: '10.0.0.0/8' },
+      { key: 'userAgent', operator: '=~', value: 'Terraform/.*' },
+      { key: 'principal', operator: '!~', value: '$notAVariable', keyLabel: 'principal', condition: '' },
     ]);
-    expect(out).toEqual({
+    expect(ds.applyTemplateVariables(query, {}, filters)).toEqual({
       refId: 'A',
-      actions: ['Login'],
-      statuses: ['FAILED', 'ACCESS_DENIED'],
-      principals: ['alice'],
-      principalType: 'user',
-      sourceIps: ['203.0.113.7'],
+      queryType: 'logs',
+      actions: ['Login', 'CreateUser'],
+      adhocFilters: [
+        { key: 'action', operator: '!=', value: 'Login' },
+        { key: 'sourceIp', operator: '=', value: '10.0.0.0/8' },
+        { key: 'userAgent', operator: '=~', value: 'Terraform/.*' },
+        { key: 'principal', operator: '!~', value: '$notAVariable' },
+      ],
     });
   });
 
-  it('narrows a filter the query already has', () => {
-    const query = deepFreeze<WizQuery>({ refId: 'A', actions: ['Login', 'Logout'], sourceIps: ['10.0.0.0/8'] });
-    const out = applyAdHocFilters(query, [
-      { key: 'action', operator: '=', value: 'Logout' },
-      { key: 'sourceIp', operator: '=', value: '10.1.2.3' },
+  it('ANDs the dashboard filters with those the query carries', () => {
+    const query = deepFreeze<WizQuery>({
+      refId: 'A',
+      adhocFilters: [{ key: 'status', operator: '=', value: 'FAILED' }],
+    });
+    const out = ds.applyTemplateVariables(query, {}, [{ key: 'principalType', operator: '=', value: 'user' }]);
+    expect(out.adhocFilters).toEqual([
+      { key: 'status', operator: '=', value: 'FAILED' },
+      { key: 'principalType', operator: '=', value: 'user' },
     ]);
-    expect(out.actions).toEqual(['Logout']);
-    expect(out.sourceIps).toEqual(['10.1.2.3']);
   });
 
-  it('matches nothing when the ad-hoc filter and the query disagree', () => {
-    const query = deepFreeze<WizQuery>({ refId: 'A', principalType: 'user' });
-    const out = applyAdHocFilters(query, [{ key: 'principalType', operator: '=', value: 'serviceAccount' }]);
-    expect(out.actions).toEqual([NO_MATCH]);
-  });
-
-  it('ignores operators the query model cannot express', () => {
-    const query = deepFreeze<WizQuery>({ refId: 'A' });
-    expect(applyAdHocFilters(query, [{ key: 'action', operator: '!=', value: 'Login' }])).toEqual({ refId: 'A' });
-  });
-});
-
-describe('DataSource.applyTemplateVariables', () => {
-  it('interpolates variables and then applies ad-hoc filters', () => {
-    const ds = new DataSource(instanceSettings(), templateSrv);
-    const query = deepFreeze<WizQuery>({ refId: 'A', queryType: 'logs', actions: ['$actions'] });
-    const out = ds.applyTemplateVariables(query, {}, [{ key: 'action', operator: '=', value: 'CreateUser' }]);
-    expect(out).toEqual({ refId: 'A', queryType: 'logs', actions: ['CreateUser'] });
+  it('adds nothing without ad-hoc filters', () => {
+    const query = deepFreeze<WizQuery>({ refId: 'A', statuses: ['FAILED'] });
+    expect(ds.applyTemplateVariables(query, {}, [])).toEqual({ refId: 'A', statuses: ['FAILED'] });
+    expect(ds.applyTemplateVariables(query, {})).toEqual({ refId: 'A', statuses: ['FAILED'] });
   });
 });

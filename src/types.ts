@@ -1,12 +1,14 @@
 import { DataSourceJsonData } from '@grafana/data';
 import { DataQuery } from '@grafana/schema';
 
+import limits from '../pkg/query/limits.json';
+
 /** What a query returns; see the product contract's query model. */
-export type QueryType = 'logs' | 'table' | 'timeseries' | 'top' | 'values';
+export type QueryType = 'logs' | 'table' | 'timeseries' | 'top' | 'values' | 'newTerms';
 
-export const QUERY_TYPES: readonly QueryType[] = ['logs', 'table', 'timeseries', 'top', 'values'];
+export const QUERY_TYPES: readonly QueryType[] = ['logs', 'table', 'timeseries', 'top', 'values', 'newTerms'];
 
-/** The audit log fields that `groupBy` (timeseries, top) and `field` (values) accept. */
+/** The audit log fields that `groupBy` (timeseries, top), `field` (values) and `fields` (newTerms) accept. */
 export type EventField = 'action' | 'status' | 'principal' | 'principalType' | 'sourceIp' | 'userAgent';
 
 export const EVENT_FIELDS: readonly EventField[] = [
@@ -39,14 +41,55 @@ export interface WizQuery extends DataQuery {
   principalType?: PrincipalType | string;
   sourceIps?: string[];
   search?: string;
+  notActions?: string[];
+  notStatuses?: string[];
+  notPrincipals?: string[];
+  notSourceIps?: string[];
   groupBy?: EventField | string;
   field?: EventField | string;
+  /** Grafana's ad-hoc filters, applied by the backend and ANDed with the rest. */
+  adhocFilters?: AdHocFilter[];
+  /** newTerms: one field, or a tuple of up to MAX_NEW_TERMS_FIELDS. */
+  fields?: Array<EventField | string>;
+  /** newTerms: how far before the range a value must not have been seen (Go duration or `Nd`). */
+  lookback?: string;
   limit?: number;
 }
 
-/** Limits the backend applies when `limit` is unset, and the largest it accepts. */
-export const DEFAULT_LIMITS: Partial<Record<QueryType, number>> = { logs: 1000, table: 1000, top: 10 };
-export const MAX_LIMIT = 10000;
+/** An ad-hoc filter as the backend takes it: keys are the event fields; regexes are RE2, anchored. */
+export interface AdHocFilter {
+  key: EventField | string;
+  operator: AdHocOperator | string;
+  value: string;
+}
+
+export type AdHocOperator = '=' | '!=' | '=~' | '!~';
+
+export const MAX_NEW_TERMS_FIELDS = 3;
+export const DEFAULT_NEW_TERMS_FIELDS: readonly EventField[] = ['principal', 'sourceIp'];
+
+export interface Limit {
+  /** What the backend applies when `limit` is unset or 0; 0 here means no limit (all). */
+  default: number;
+  max: number;
+}
+
+/** `limit` per query type: the backend embeds the same file, so the editors cannot drift from it. */
+export const LIMITS: Record<QueryType, Limit> = limits;
+
+/** The list filters, each with a negated twin that excludes events matching any of its values. */
+export type IncludeListKey = 'actions' | 'statuses' | 'principals' | 'sourceIps';
+export type ExcludeListKey = 'notActions' | 'notStatuses' | 'notPrincipals' | 'notSourceIps';
+export type ListKey = IncludeListKey | ExcludeListKey;
+
+export const NEGATED: Record<IncludeListKey, ExcludeListKey> = {
+  actions: 'notActions',
+  statuses: 'notStatuses',
+  principals: 'notPrincipals',
+  sourceIps: 'notSourceIps',
+};
+
+export const LIST_KEYS: readonly ListKey[] = [...(Object.keys(NEGATED) as IncludeListKey[]), ...Object.values(NEGATED)];
 
 export const DEFAULT_QUERY: Partial<WizQuery> = { queryType: 'logs' };
 

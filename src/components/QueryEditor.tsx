@@ -1,10 +1,12 @@
 import React from 'react';
 import { QueryEditorProps, SelectableValue } from '@grafana/data';
-import { Combobox, InlineField, InlineFieldRow, Input, RadioButtonGroup, Stack } from '@grafana/ui';
+import { Combobox, InlineField, InlineFieldRow, RadioButtonGroup, Stack } from '@grafana/ui';
 
 import { DataSource } from '../datasource';
-import { DEFAULT_LIMITS, MAX_LIMIT, QueryType, WizOptions, WizQuery } from '../types';
+import { QueryType, WizOptions, WizQuery } from '../types';
 import { FilterFields } from './FilterFields';
+import { LimitField } from './LimitField';
+import { NewTermsFields } from './NewTermsFields';
 import { FIELD_OPTIONS, variableOptions } from './options';
 import { patchQuery, withQueryType } from './query';
 import { selectors } from './selectors';
@@ -18,19 +20,16 @@ const QUERY_TYPE_OPTIONS: Array<SelectableValue<QueryType>> = [
   { value: 'timeseries', label: 'Time series', description: 'Event counts per interval' },
   { value: 'top', label: 'Top', description: 'The most frequent values of a field' },
   { value: 'values', label: 'Values', description: 'Distinct values of a field' },
+  {
+    value: 'newTerms',
+    label: 'New terms',
+    description:
+      'Values, or tuples such as principal and source IP, seen in the range but never in the lookback before it',
+  },
 ];
 
 const NONE = '';
 const LABEL_WIDTH = 16;
-
-export function limitError(limit: number | undefined): string | undefined {
-  if (limit === undefined) {
-    return undefined;
-  }
-  return Number.isInteger(limit) && limit >= 1 && limit <= MAX_LIMIT
-    ? undefined
-    : `Limit must be a whole number from 1 to ${MAX_LIMIT}`;
-}
 
 export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQueryEditorProps) {
   const queryType = query.queryType ?? 'logs';
@@ -41,9 +40,6 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQuer
     scheduleRun();
   };
   const update = (patch: Partial<WizQuery>) => change(patchQuery(query, patch));
-
-  const limitMessage = limitError(query.limit);
-  const defaultLimit = DEFAULT_LIMITS[queryType];
 
   return (
     <Stack direction="column" gap={0}>
@@ -94,30 +90,14 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource }: WizQuer
             />
           </InlineField>
         )}
-        {queryType !== 'timeseries' && (
-          <InlineField
-            label="Limit"
-            labelWidth={LABEL_WIDTH}
-            invalid={Boolean(limitMessage)}
-            error={limitMessage}
-            tooltip={`At most ${MAX_LIMIT}`}
-          >
-            <Input
-              id="wiz-query-limit"
-              data-testid={selectors.query.limit}
-              type="number"
-              min={1}
-              max={MAX_LIMIT}
-              width={14}
-              value={query.limit ?? ''}
-              placeholder={defaultLimit !== undefined ? String(defaultLimit) : 'all'}
-              onChange={(e) => {
-                const raw = e.currentTarget.value.trim();
-                update({ limit: raw === '' ? undefined : Number(raw) });
-              }}
-            />
-          </InlineField>
-        )}
+        {queryType === 'newTerms' && <NewTermsFields query={query} onChange={update} labelWidth={LABEL_WIDTH} />}
+        <LimitField
+          id="wiz-query-limit"
+          queryType={queryType}
+          limit={query.limit}
+          labelWidth={LABEL_WIDTH}
+          onChange={(limit) => update({ limit })}
+        />
       </InlineFieldRow>
     </Stack>
   );

@@ -1,10 +1,11 @@
 import React from 'react';
 import { QueryEditorProps } from '@grafana/data';
-import { Combobox, InlineField, InlineFieldRow, Input, Stack } from '@grafana/ui';
+import { Combobox, InlineField, InlineFieldRow, Stack } from '@grafana/ui';
 
 import type { DataSource } from '../datasource';
 import { WizOptions, WizQuery } from '../types';
 import { FilterFields } from './FilterFields';
+import { LimitField } from './LimitField';
 import { FIELD_OPTIONS, variableOptions } from './options';
 import { patchQuery } from './query';
 import { selectors } from './selectors';
@@ -34,21 +35,13 @@ export function VariableQueryEditor({ query, onChange, datasource }: VariableQue
             onChange={(option) => update({ field: option.value })}
           />
         </InlineField>
-        <InlineField label="Limit" labelWidth={10}>
-          <Input
-            id="wiz-variable-limit"
-            data-testid={selectors.query.limit}
-            type="number"
-            min={1}
-            width={12}
-            value={current.limit ?? ''}
-            placeholder="all"
-            onChange={(e) => {
-              const raw = e.currentTarget.value.trim();
-              update({ limit: raw === '' ? undefined : Number(raw) });
-            }}
-          />
-        </InlineField>
+        <LimitField
+          id="wiz-variable-limit"
+          queryType="values"
+          limit={current.limit}
+          labelWidth={10}
+          onChange={(limit) => update({ limit })}
+        />
       </InlineFieldRow>
       <FilterFields query={current} datasource={datasource} onChange={update} showSearch={false} />
     </Stack>

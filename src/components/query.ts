@@ -1,4 +1,4 @@
-import { EventField, QueryType, WizQuery } from '../types';
+import { DEFAULT_NEW_TERMS_FIELDS, EventField, QueryType, WizQuery } from '../types';
 
 /** Applies a patch to a query, dropping keys that became empty so the JSON stays minimal. */
 export function patchQuery(query: WizQuery, patch: Partial<WizQuery>): WizQuery {
@@ -13,7 +13,7 @@ export function patchQuery(query: WizQuery, patch: Partial<WizQuery>): WizQuery 
 
 /** Switches the query type, keeping the filters and choosing sensible defaults for the new type. */
 export function withQueryType(query: WizQuery, queryType: QueryType): WizQuery {
-  const { groupBy, field, limit, ...rest } = query;
+  const { groupBy, field, fields, lookback, limit, ...rest } = query;
   const next: WizQuery = { ...rest, queryType };
   // limit means rows for logs/table, values for top/values: a value chosen for one type rarely suits another.
   if (limit !== undefined && queryType === (query.queryType ?? 'logs')) {
@@ -30,6 +30,12 @@ export function withQueryType(query: WizQuery, queryType: QueryType): WizQuery {
       break;
     case 'values':
       next.field = field || groupBy || ('action' satisfies EventField);
+      break;
+    case 'newTerms':
+      next.fields = fields && fields.length > 0 ? fields : [...DEFAULT_NEW_TERMS_FIELDS];
+      if (lookback) {
+        next.lookback = lookback;
+      }
       break;
   }
   return next;
