@@ -1,6 +1,5 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { ipInRange, isIPOrCIDR } from './ip';
 import { checkBackfillStart, parseGoDuration, validateSettings, validateSourceIp, validateUrl } from './validation';
 
 const now = new Date('2026-11-26T12:00:00Z');
@@ -85,14 +84,7 @@ describe('source IPs', () => {
     'accepts %s',
     (value) => expect(validateSourceIp(value)).toBeUndefined()
   );
-  it.each(['10.0.0.256', '10.0.0.0/33', 'example.com', '01.2.3.4', '1::2::3'])('rejects %s', (value) =>
+  it.each(['10.0.0.256', '10.0.0.0/33', '2001:db8::/129', 'example.com', '01.2.3.4', '1::2::3'])('rejects %s', (value) =>
     expect(validateSourceIp(value)).toMatch(/not an IP address or CIDR/)
   );
-  it('knows which range an address is in', () => {
-    expect(isIPOrCIDR('2001:db8::/129')).toBe(false);
-    expect(ipInRange('10.1.2.3', '10.0.0.0/8')).toBe(true);
-    expect(ipInRange('11.1.2.3', '10.0.0.0/8')).toBe(false);
-    expect(ipInRange('2001:db8::5', '2001:db8::/64')).toBe(true);
-    expect(ipInRange('10.1.2.3', '2001:db8::/64')).toBe(false);
-  });
 });
