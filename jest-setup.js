@@ -17,3 +17,8 @@ class NoopIntersectionObserver {
   }
 }
 Object.assign(global, { IntersectionObserver: NoopIntersectionObserver });
+
+// findBy… and waitFor give up after 1 s by default: too short for Grafana's components on a
+// busy two-core machine.
+import { configure } from '@testing-library/react';
+configure({ asyncUtilTimeout: 5000 });
