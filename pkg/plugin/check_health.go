@@ -27,7 +27,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	if err := d.client.CheckAccess(ctx); err != nil {
 		return healthError(accessMessage(err)), nil
 	}
-	st := d.syncer.Status()
+	st := d.syncer.Status(ctx)
 	parts := []string{fmt.Sprintf("%s events cached", thousands(st.Events))}
 	if st.SyncedUpTo != nil {
 		parts = append(parts, "synced up to "+st.SyncedUpTo.UTC().Format(time.RFC3339))

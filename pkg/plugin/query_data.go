@@ -24,7 +24,7 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 		}
 		return resp, nil
 	}
-	st := d.syncer.Status()
+	st := d.syncer.Status(ctx)
 	fromAlert := req.Headers[backend.FromAlertHeaderName] != ""
 	for _, q := range req.Queries {
 		resp.Responses[q.RefID] = d.query(ctx, q, st, fromAlert)

@@ -42,14 +42,14 @@ func newResources(d *Datasource) backend.CallResourceHandler {
 	return httpadapter.New(mux)
 }
 
-func (d *Datasource) handleStatus(w http.ResponseWriter, _ *http.Request) {
+func (d *Datasource) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if d.setupErr != nil {
 		// Still a status, so the config page can show what is wrong in the same place.
 		msg := d.setupErr.Error()
 		writeJSON(w, http.StatusOK, map[string]any{"state": "error", "lastError": msg, "events": 0, "backfill": nil})
 		return
 	}
-	writeJSON(w, http.StatusOK, d.syncer.Status())
+	writeJSON(w, http.StatusOK, d.syncer.Status(r.Context()))
 }
 
 func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {

@@ -146,7 +146,7 @@ func TestSoakOneHourLiveTailWithFaults(t *testing.T) {
 			case <-time.After(2 * time.Millisecond):
 			}
 			cpMu.Lock()
-			if st, err := c.State(); err == nil {
+			if st, err := c.State(context.Background()); err == nil {
 				observeCP(st.SyncedUpTo, "watcher")
 			}
 			cpMu.Unlock()
@@ -169,7 +169,7 @@ func TestSoakOneHourLiveTailWithFaults(t *testing.T) {
 	samples := make([]Status, 0, minutes+10)
 	sample := func(m int) Status {
 		cpMu.Lock()
-		st := s.Status()
+		st := s.Status(context.Background())
 		if st.SyncedUpTo != nil {
 			observeCP(*st.SyncedUpTo, fmt.Sprintf("minute %d", m))
 		}

@@ -91,7 +91,7 @@ func TestFakeTenantFullSync(t *testing.T) {
 			if metricValue(t, s.mSplits) == 0 {
 				t.Fatal("no window reached the cap")
 			}
-			st := s.Status()
+			st := s.Status(context.Background())
 			if st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 				t.Fatalf("status %+v", st)
 			}
@@ -167,7 +167,7 @@ func TestFakeTenantForbidden(t *testing.T) {
 			if err := s.RunOnce(context.Background()); wiz.KindOf(err) != wiz.KindAuthorization {
 				t.Fatalf("err %v (%v)", err, wiz.KindOf(err))
 			}
-			st := s.Status()
+			st := s.Status(context.Background())
 			if st.State != StateError || st.LastError == nil || !strings.Contains(*st.LastError, "admin:audit") || st.SyncedUpTo != nil {
 				t.Fatalf("status %+v", st)
 			}
@@ -181,7 +181,7 @@ func TestFakeTenantForbidden(t *testing.T) {
 			if err := s.RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if st := s.Status(); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
+			if st := s.Status(context.Background()); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 				t.Fatalf("after the fix %+v", st)
 			}
 			sameEvents(t, c, f.truth(cfg.BackfillStart, f.clock.Now().Add(-DefaultLag)))
@@ -210,7 +210,7 @@ func TestFakeTenantRetriedFaultsAndTransientFailure(t *testing.T) {
 	if err := s.RunOnce(context.Background()); wiz.KindOf(err) != wiz.KindTransient {
 		t.Fatalf("err %v", err)
 	}
-	st := s.Status()
+	st := s.Status(context.Background())
 	if st.State != StateIdle || st.LastError == nil || !st.SyncedUpTo.Equal(t0.Add(-DefaultLag)) {
 		t.Fatalf("status %+v", st)
 	}
@@ -219,7 +219,7 @@ func TestFakeTenantRetriedFaultsAndTransientFailure(t *testing.T) {
 	if err := s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); st.LastError != nil || !st.SyncedUpTo.Equal(f.clock.Now().Add(-DefaultLag)) {
+	if st := s.Status(context.Background()); st.LastError != nil || !st.SyncedUpTo.Equal(f.clock.Now().Add(-DefaultLag)) {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -245,7 +245,7 @@ func TestFakeTenantStopMidBackfillConverges(t *testing.T) {
 	s.Start()
 	<-stopAt
 	s.Stop()
-	if st := s.Status(); st.Backfill.Done >= 1 {
+	if st := s.Status(context.Background()); st.Backfill.Done >= 1 {
 		t.Fatalf("backfill complete before the stop: %+v", st.Backfill)
 	}
 	if err := c.Close(); err != nil {
