@@ -4,7 +4,6 @@ import (
 	"github.com/seed/wizauditlogs/pkg/store"
 	"testing"
 	"time"
-
 )
 
 func TestCoveredFrom(t *testing.T) {
