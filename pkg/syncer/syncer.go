@@ -480,7 +480,7 @@ func (s *Syncer) noteError(what string, err error) error {
 		s.mu.Unlock()
 		s.publish(context.Background())
 	}
-	if !errors.Is(err, cache.ErrClosed) {
+	if s.store.Leading() {
 		if e := s.setState(context.Background(), store.Update{LastError: &msg}); e != nil {
 			s.log.Warn("cannot record the sync error in the cache", "error", e)
 		}
