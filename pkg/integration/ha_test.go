@@ -87,21 +87,8 @@ func readPostgres(t *testing.T, databaseURL, uid string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for rows.Next() {
-		var id, raw string
-		if err := rows.Scan(&id, &raw); err != nil {
-			t.Fatal(err)
-		}
-		if _, dup := got[id]; dup {
-			t.Fatalf("event %s stored twice", id)
-		}
-		got[id] = raw
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
+	defer rows.Close()
+	return collectEvents(t, rows)
 }
 
 // haTenant is the tenant of the HA tests: a backfill of a few thousand events.

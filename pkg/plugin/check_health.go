@@ -56,7 +56,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 		warnings = append(warnings, "the last sync failed: "+*st.LastError)
 	}
 	warnings = append(warnings, st.Notices...)
-	if w := d.location.Warning(); w != "" {
+	if w := d.location.Warning(); w != "" && d.backend == backendSQLite {
 		warnings = append(warnings, w)
 	}
 	if len(warnings) > 0 {
