@@ -31,7 +31,7 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	}
 	st := d.status(ctx, run)
 	parts := []string{fmt.Sprintf("%s events cached", thousands(st.Events))}
-	if st.Role == syncer.RoleFollower {
+	if st.Role == syncer.RoleFollower && d.backend == backendPostgres {
 		if st.Leader != nil {
 			parts = append(parts, "synced by the replica "+*st.Leader)
 		} else {

@@ -115,3 +115,15 @@ func TestPostgresUnreachableAtStart(t *testing.T) {
 		return st["role"] == "leader" && st["syncedUpTo"] != nil && st["state"] != "error"
 	})
 }
+
+// TestSQLiteStatusFields: without a database URL the data source keeps its cache file and
+// says so in the status fields the PostgreSQL backend added.
+func TestSQLiteStatusFields(t *testing.T) {
+	f := newFixture(t, wizfake.Options{Seed: 8, Events: 5})
+	d := f.start(t)
+	_, st := call(t, d, "GET", "sync/status")
+	file, _ := st["cacheFile"].(string)
+	if st["backend"] != "sqlite" || st["role"] != "leader" || st["leader"] == nil || !strings.HasPrefix(file, f.cacheDir) {
+		t.Fatalf("status %v", st)
+	}
+}

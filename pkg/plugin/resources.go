@@ -79,7 +79,9 @@ func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run.syncer.RunNow() // a follower tries to lead at once
-	if run.store.Leading() {
+	// On SQLite a follower is another instance on the same file: it leads as soon as the
+	// lock is free, so there is no one to ask.
+	if run.store.Leading() || d.backend == backendSQLite {
 		writeJSON(w, http.StatusAccepted, map[string]string{"message": "sync started"})
 		return
 	}

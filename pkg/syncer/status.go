@@ -63,16 +63,17 @@ func (s *Syncer) Status(ctx context.Context) Status {
 	now := s.clock.Now().UTC()
 	st := Status{Role: RoleLeader, Notices: []string{}}
 	st.State, st.ErrorKind = s.localState()
+	if name, err := s.store.Leader(ctx); err == nil && name != "" {
+		st.Leader = &name
+	}
 	if !s.store.Leading() {
 		st.Role, st.ReadOnly = RoleFollower, true
-		if st.State != StateError {
+		// The state the leader published; none while no replica leads.
+		if st.State != StateError && st.Leader != nil {
 			if published, err := s.store.LeaderState(ctx); err == nil && published != "" {
 				st.State = published
 			}
 		}
-	}
-	if name, err := s.store.Leader(ctx); err == nil && name != "" {
-		st.Leader = &name
 	}
 
 	s.mu.Lock()

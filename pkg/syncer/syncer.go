@@ -450,7 +450,8 @@ func (s *Syncer) publish(ctx context.Context) {
 	if same {
 		return
 	}
-	if err := s.store.SetLeaderState(context.WithoutCancel(ctx), state); err != nil && !errors.Is(err, cache.ErrReadOnly) {
+	err := s.store.SetLeaderState(context.WithoutCancel(ctx), state)
+	if err != nil && !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
 		s.log.Warn("cannot publish the sync state", "error", err)
 	}
 }
