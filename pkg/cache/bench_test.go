@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"context"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"math/rand"
 	"path/filepath"
 	"testing"
@@ -26,7 +28,7 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		page := pool[next : next+pageSize]
 		next += pageSize
-		n, err := c.InsertPage(page)
+		n, err := c.Apply(context.Background(), page, store.Update{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -41,7 +43,7 @@ func BenchmarkIngest(b *testing.B) {
 	if _, err := c.writeDB.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		b.Fatal(err)
 	}
-	st, err := c.Stats()
+	st, err := c.Stats(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 //
 // One process at a time writes a file: Open takes an exclusive lock on "<path>.lock" and holds
 // it until Close. An opener that cannot get the lock works read-only (queries still answer from
-// the file) and can take over later with TryPromote. Queries use ReadDB, a separate read-only
+// the file) and can take over later with TryLead. Queries use ReadDB, a separate read-only
 // pool: in WAL mode a reader sees the last committed transaction and never waits for the
 // writer, and since every page of entries is one transaction, never half a page.
 //
@@ -11,6 +11,7 @@
 package cache
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func (o *Options) defaults() {
 	}
 }
 
-// NoticeKind says what Open (or TryPromote) had to do.
+// NoticeKind says what Open (or TryLead) had to do.
 type NoticeKind string
 
 const (
@@ -111,7 +112,7 @@ type Cache struct {
 	opts Options
 	lock *flock.Flock
 
-	promoteMu sync.Mutex // serialises TryPromote and Close
+	promoteMu sync.Mutex // serialises TryLead and Close
 
 	mu          sync.RWMutex // guards the fields below
 	writeDB     *sql.DB      // nil while read-only
@@ -169,7 +170,7 @@ func (c *Cache) ReadOnly() bool {
 	return c.writeDB == nil
 }
 
-// Notices lists what Open and TryPromote had to do, oldest first, and the read-only notice
+// Notices lists what Open and TryLead had to do, oldest first, and the read-only notice
 // while it applies.
 func (c *Cache) Notices() []Notice {
 	c.mu.RLock()
@@ -177,7 +178,7 @@ func (c *Cache) Notices() []Notice {
 	return append([]Notice(nil), c.notices...)
 }
 
-// ReadDB is the read-only pool for queries. Ask for it per query: TryPromote may replace it.
+// ReadDB is the read-only pool for queries. Ask for it per query: TryLead may replace it.
 // While read-only on a file that is not yet usable (missing, another tenant's), it is an empty
 // database with the current schema, so queries answer "no data" rather than someone else's.
 func (c *Cache) ReadDB() *sql.DB {
@@ -186,9 +187,9 @@ func (c *Cache) ReadDB() *sql.DB {
 	return c.readDB
 }
 
-// TryPromote takes the write lock if the instance holding it has released it, and reports
-// whether this Cache is now the writer.
-func (c *Cache) TryPromote() (bool, error) {
+// TryLead takes the write lock if the instance holding it has released it, and reports
+// whether this Cache is now the writer (the leader, in the syncer's terms).
+func (c *Cache) TryLead(context.Context) (bool, error) {
 	c.promoteMu.Lock()
 	defer c.promoteMu.Unlock()
 	c.mu.RLock()

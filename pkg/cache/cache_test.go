@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestOpenCreatesOwnerOnlyWAL(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	path := filepath.Join(dir, "ds.db")
 	c := mustOpen(t, path, Options{Fingerprint: "fp"})
-	if _, err := c.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 3)); err != nil {
+	if _, err := c.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 3), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600, path + "-wal": 0o600, path + ".lock": 0o600} {
@@ -127,11 +128,11 @@ func TestMigratesOlderSchema(t *testing.T) {
 	if err := c.ReadDB().QueryRow("SELECT count(*) FROM sqlite_schema WHERE name = 'events_action_ts'").Scan(&idx); err != nil || idx != 1 {
 		t.Fatalf("index from version 2 missing: %d %v", idx, err)
 	}
-	st, err := c.Stats()
+	st, err := c.Stats(context.Background())
 	if err != nil || st.Events != 1 || countRows(t, c.ReadDB()) != 1 {
 		t.Fatalf("events after migration: %+v %v", st, err)
 	}
-	s, err := c.State()
+	s, err := c.State(context.Background())
 	if err != nil || s.SyncedUpTo.UnixNano() != 42 {
 		t.Fatalf("state after migration: %+v %v", s, err)
 	}
@@ -162,7 +163,7 @@ func setAsideFiles(t *testing.T, path string, kind NoticeKind) []string {
 func TestForeignTenantSetAside(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ds.db")
 	a := mustOpen(t, path, Options{Fingerprint: "tenant-a"})
-	if _, err := a.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 5)); err != nil {
+	if _, err := a.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 5), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
@@ -174,7 +175,7 @@ func TestForeignTenantSetAside(t *testing.T) {
 	if len(n) != 1 || n[0].Kind != NoticeForeign {
 		t.Fatalf("notices %+v, want one foreign", n)
 	}
-	if st, _ := b.Stats(); st.Events != 0 || countRows(t, b.ReadDB()) != 0 {
+	if st, _ := b.Stats(context.Background()); st.Events != 0 || countRows(t, b.ReadDB()) != 0 {
 		t.Fatalf("fresh cache holds %d events", st.Events)
 	}
 	aside := setAsideFiles(t, path, NoticeForeign)
@@ -189,7 +190,7 @@ func TestForeignTenantSetAside(t *testing.T) {
 	if got := countRows(t, old); got != 5 {
 		t.Fatalf("set-aside file holds %d events, want the 5 of tenant a", got)
 	}
-	if s, err := b.State(); err != nil || s.Fingerprint != "tenant-b" {
+	if s, err := b.State(context.Background()); err != nil || s.Fingerprint != "tenant-b" {
 		t.Fatalf("fingerprint %q %v", s.Fingerprint, err)
 	}
 }
@@ -259,7 +260,7 @@ func testDamaged(t *testing.T, rng *rand.Rand, prep func(t *testing.T, path stri
 	if err != nil || !bytes.Equal(kept, before) {
 		t.Fatalf("set-aside file not kept byte for byte: %v", err)
 	}
-	if _, err := c.InsertPage(genEntries(rng, base, 2)); err != nil {
+	if _, err := c.Apply(context.Background(), genEntries(rng, base, 2), store.Update{}); err != nil {
 		t.Fatalf("fresh cache unusable: %v", err)
 	}
 }
@@ -271,7 +272,7 @@ func writeValidThen(t *testing.T, path string, mangle func([]byte) []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.InsertPage(genEntries(rand.New(rand.NewSource(3)), base, 3000)); err != nil {
+	if _, err := c.Apply(context.Background(), genEntries(rand.New(rand.NewSource(3)), base, 3000), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
@@ -302,17 +303,17 @@ func TestNewerSchemaSetAside(t *testing.T) {
 func TestInsertIdempotentAndStats(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{})
 	page := genEntries(rand.New(rand.NewSource(1)), base, 10)
-	if n, err := c.InsertPage(page); err != nil || n != 10 {
+	if n, err := c.Apply(context.Background(), page, store.Update{}); err != nil || n != 10 {
 		t.Fatalf("first insert %d %v", n, err)
 	}
-	if n, err := c.InsertPage(page); err != nil || n != 0 {
+	if n, err := c.Apply(context.Background(), page, store.Update{}); err != nil || n != 0 {
 		t.Fatalf("same page again inserted %d %v", n, err)
 	}
 	mixed := append(genEntries(rand.New(rand.NewSource(2)), base.Add(time.Hour), 3), page[:4]...)
-	if n, err := c.InsertPage(mixed); err != nil || n != 3 {
+	if n, err := c.Apply(context.Background(), mixed, store.Update{}); err != nil || n != 3 {
 		t.Fatalf("mixed page inserted %d %v", n, err)
 	}
-	st, err := c.Stats()
+	st, err := c.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +341,7 @@ func TestEntryWithoutIDStoredOnce(t *testing.T) {
 	e := genEntries(rand.New(rand.NewSource(1)), base, 1)
 	e[0].ID = ""
 	for range 2 {
-		if _, err := c.InsertPage(e); err != nil {
+		if _, err := c.Apply(context.Background(), e, store.Update{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -356,19 +357,19 @@ func TestPageIsAtomic(t *testing.T) {
 	page := genEntries(rand.New(rand.NewSource(1)), base, 50)
 	page[40].ID = "boom"
 	cp := base.Add(time.Hour)
-	if _, err := c.Apply(page, Update{SyncedUpTo: cp}); err == nil {
+	if _, err := c.Apply(context.Background(), page, store.Update{SyncedUpTo: cp}); err == nil {
 		t.Fatal("want an error")
 	}
-	st, _ := c.Stats()
-	s, _ := c.State()
+	st, _ := c.Stats(context.Background())
+	s, _ := c.State(context.Background())
 	if n := countRows(t, c.ReadDB()); n != 0 || st.Events != 0 || !s.SyncedUpTo.IsZero() {
 		t.Fatalf("failed page left %d rows, count %d, checkpoint %v", n, st.Events, s.SyncedUpTo)
 	}
 	page[40].ID = "fine"
-	if n, err := c.Apply(page, Update{SyncedUpTo: cp}); err != nil || n != 50 {
+	if n, err := c.Apply(context.Background(), page, store.Update{SyncedUpTo: cp}); err != nil || n != 50 {
 		t.Fatalf("%d %v", n, err)
 	}
-	if s, _ := c.State(); !s.SyncedUpTo.Equal(cp) {
+	if s, _ := c.State(context.Background()); !s.SyncedUpTo.Equal(cp) {
 		t.Fatalf("checkpoint %v", s.SyncedUpTo)
 	}
 }
@@ -376,25 +377,25 @@ func TestPageIsAtomic(t *testing.T) {
 func TestCoveredIntervalsMerge(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{})
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
-	iv := func(a, b int) Interval { return Interval{at(a), at(b)} }
+	iv := func(a, b int) store.Interval { return store.Interval{From: at(a), To: at(b)} }
 	steps := []struct {
-		add  Interval
-		want []Interval
+		add  store.Interval
+		want []store.Interval
 	}{
-		{iv(100, 200), []Interval{iv(100, 200)}},
-		{iv(300, 400), []Interval{iv(100, 200), iv(300, 400)}},
-		{iv(150, 250), []Interval{iv(100, 250), iv(300, 400)}},
-		{iv(0, 10), []Interval{iv(0, 10), iv(100, 250), iv(300, 400)}},
-		{Interval{at(250).Add(time.Nanosecond), at(299).Add(time.Second - time.Nanosecond)}, []Interval{iv(0, 10), iv(100, 400)}}, // touching both
-		{iv(5, 500), []Interval{iv(0, 500)}},
-		{iv(600, 600), []Interval{iv(0, 500), iv(600, 600)}},
-		{iv(700, 650), []Interval{iv(0, 500), iv(600, 600)}}, // empty: ignored
+		{iv(100, 200), []store.Interval{iv(100, 200)}},
+		{iv(300, 400), []store.Interval{iv(100, 200), iv(300, 400)}},
+		{iv(150, 250), []store.Interval{iv(100, 250), iv(300, 400)}},
+		{iv(0, 10), []store.Interval{iv(0, 10), iv(100, 250), iv(300, 400)}},
+		{store.Interval{From: at(250).Add(time.Nanosecond), To: at(299).Add(time.Second - time.Nanosecond)}, []store.Interval{iv(0, 10), iv(100, 400)}}, // touching both
+		{iv(5, 500), []store.Interval{iv(0, 500)}},
+		{iv(600, 600), []store.Interval{iv(0, 500), iv(600, 600)}},
+		{iv(700, 650), []store.Interval{iv(0, 500), iv(600, 600)}}, // empty: ignored
 	}
 	for i, s := range steps {
-		if err := c.SetState(Update{Covered: []Interval{s.add}}); err != nil {
+		if _, err := c.Apply(context.Background(), nil, store.Update{Covered: []store.Interval{s.add}}); err != nil {
 			t.Fatal(err)
 		}
-		st, err := c.State()
+		st, err := c.State(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,21 +408,21 @@ func TestCoveredIntervalsMerge(t *testing.T) {
 func TestStateRoundTrip(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{})
 	bs, msg, empty := base.Add(-time.Hour), "boom", ""
-	if err := c.SetState(Update{SyncedUpTo: base, LiveStart: base, BackfillStart: &bs, LastSyncAt: base, LastError: &msg}); err != nil {
+	if _, err := c.Apply(context.Background(), nil, store.Update{SyncedUpTo: base, LiveStart: base, BackfillStart: &bs, LastSyncAt: base, LastError: &msg}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetState(Update{LiveStart: base.Add(time.Hour)}); err != nil { // set once only
+	if _, err := c.Apply(context.Background(), nil, store.Update{LiveStart: base.Add(time.Hour)}); err != nil { // set once only
 		t.Fatal(err)
 	}
-	s, err := c.State()
+	s, err := c.State(context.Background())
 	if err != nil || !s.LiveStart.Equal(base) || !s.BackfillStart.Equal(bs) || s.LastError != "boom" || !s.LastSyncAt.Equal(base) {
 		t.Fatalf("%+v %v", s, err)
 	}
 	zero := time.Time{}
-	if err := c.SetState(Update{LastError: &empty, BackfillStart: &zero}); err != nil {
+	if _, err := c.Apply(context.Background(), nil, store.Update{LastError: &empty, BackfillStart: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := c.State(); s.LastError != "" || !s.BackfillStart.IsZero() {
+	if s, _ := c.State(context.Background()); s.LastError != "" || !s.BackfillStart.IsZero() {
 		t.Fatalf("%+v", s)
 	}
 }
@@ -430,7 +431,7 @@ func TestPruneInBatches(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{PruneBatch: 1000, PrunePause: -1})
 	all := genEntries(rand.New(rand.NewSource(1)), base, 4500) // one per second
 	for i := 0; i < len(all); i += 500 {
-		if _, err := c.InsertPage(all[i : i+500]); err != nil {
+		if _, err := c.Apply(context.Background(), all[i:i+500], store.Update{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -439,7 +440,7 @@ func TestPruneInBatches(t *testing.T) {
 	if err != nil || n != 3200 {
 		t.Fatalf("pruned %d %v", n, err)
 	}
-	st, _ := c.Stats()
+	st, _ := c.Stats(context.Background())
 	if st.Events != 1300 || countRows(t, c.ReadDB()) != 1300 || !st.Oldest.Equal(cut) {
 		t.Fatalf("after prune %+v", st)
 	}
@@ -456,31 +457,31 @@ func TestTwoOpenersOneWriter(t *testing.T) {
 		t.Fatalf("b notices %+v", n)
 	}
 	page := genEntries(rand.New(rand.NewSource(1)), base, 20)
-	if _, err := b.InsertPage(page); !errors.Is(err, ErrReadOnly) {
+	if _, err := b.Apply(context.Background(), page, store.Update{}); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("read-only insert: %v", err)
 	}
-	if _, err := a.InsertPage(page); err != nil {
+	if _, err := a.Apply(context.Background(), page, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countRows(t, b.ReadDB()); n != 20 {
 		t.Fatalf("reader sees %d rows", n)
 	}
-	if ok, err := b.TryPromote(); ok || err != nil {
+	if ok, err := b.TryLead(context.Background()); ok || err != nil {
 		t.Fatalf("promote while a writes: %v %v", ok, err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := b.TryPromote(); !ok || err != nil {
+	if ok, err := b.TryLead(context.Background()); !ok || err != nil {
 		t.Fatalf("promote after a closed: %v %v", ok, err)
 	}
 	if b.ReadOnly() || len(b.Notices()) != 0 {
 		t.Fatalf("after promotion readOnly=%v notices=%v", b.ReadOnly(), b.Notices())
 	}
-	if n, err := b.InsertPage(genEntries(rand.New(rand.NewSource(2)), base, 5)); err != nil || n != 5 {
+	if n, err := b.Apply(context.Background(), genEntries(rand.New(rand.NewSource(2)), base, 5), store.Update{}); err != nil || n != 5 {
 		t.Fatalf("%d %v", n, err)
 	}
-	if st, _ := b.Stats(); st.Events != 25 {
+	if st, _ := b.Stats(context.Background()); st.Events != 25 {
 		t.Fatalf("events %d", st.Events)
 	}
 }
@@ -488,7 +489,7 @@ func TestTwoOpenersOneWriter(t *testing.T) {
 func TestReadOnlyOpenerOfAnotherTenantSeesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ds.db")
 	a := mustOpen(t, path, Options{Fingerprint: "tenant-a"})
-	if _, err := a.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 20)); err != nil {
+	if _, err := a.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 20), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	b := mustOpen(t, path, Options{Fingerprint: "tenant-b"})
@@ -498,7 +499,7 @@ func TestReadOnlyOpenerOfAnotherTenantSeesNothing(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := b.TryPromote(); !ok || err != nil {
+	if ok, err := b.TryLead(context.Background()); !ok || err != nil {
 		t.Fatalf("%v %v", ok, err)
 	}
 	if n := b.Notices(); len(n) != 1 || n[0].Kind != NoticeForeign {
@@ -517,13 +518,13 @@ func TestReadOnlyPlaceholderReplacedWhenFileReady(t *testing.T) {
 	if err := os.Rename(path+".moved", path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 3)); err != nil {
+	if _, err := a.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 3), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countRows(t, b.ReadDB()); n != 0 {
 		t.Fatalf("placeholder shows %d", n)
 	}
-	if ok, _ := b.TryPromote(); ok {
+	if ok, _ := b.TryLead(context.Background()); ok {
 		t.Fatal("promoted while a holds the lock")
 	}
 	if n := countRows(t, b.ReadDB()); n != 3 {
@@ -533,7 +534,7 @@ func TestReadOnlyPlaceholderReplacedWhenFileReady(t *testing.T) {
 
 func TestReadersSeeCommittedPagesOnly(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{})
-	if _, err := c.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 10)); err != nil {
+	if _, err := c.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 10), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := c.writeDB.Begin()
@@ -575,10 +576,10 @@ func TestClosedCache(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.InsertPage(nil); !errors.Is(err, ErrClosed) {
+	if _, err := c.Apply(context.Background(), nil, store.Update{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("%v", err)
 	}
-	if _, err := c.TryPromote(); !errors.Is(err, ErrClosed) {
+	if _, err := c.TryLead(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("%v", err)
 	}
 }
@@ -586,7 +587,7 @@ func TestClosedCache(t *testing.T) {
 func TestDamageFoundInUseSetAsideAtNextOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ds.db")
 	c := mustOpen(t, path, Options{Fingerprint: "fp", QuickCheckMaxBytes: 1})
-	if _, err := c.InsertPage(genEntries(rand.New(rand.NewSource(1)), base, 10)); err != nil {
+	if _, err := c.Apply(context.Background(), genEntries(rand.New(rand.NewSource(1)), base, 10), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	c.checkDamage(fmt.Errorf("insert entries: %w", sqlite3.Error{Code: sqlite3.ErrCorrupt}))
@@ -601,7 +602,7 @@ func TestDamageFoundInUseSetAsideAtNextOpen(t *testing.T) {
 	if len(n) != 1 || n[0].Kind != NoticeCorrupt || n[0].SetAside == "" {
 		t.Fatalf("notices after reopen %+v", n)
 	}
-	if st, _ := c2.Stats(); st.Events != 0 {
+	if st, _ := c2.Stats(context.Background()); st.Events != 0 {
 		t.Fatal("not a fresh cache")
 	}
 	if _, err := os.Stat(path + damagedSuffix); !os.IsNotExist(err) {

@@ -1,12 +1,14 @@
 package cache
 
 import (
+	"context"
 	"math/rand"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/store"
 )
 
 // TestIDResentAtAnotherTimestamp: events are unique by id. An id sent again with another
@@ -14,9 +16,10 @@ import (
 // same one) is dropped: the first copy stored wins, and the rollups count it once. Beyond
 // ResendWindow the two are stored as two events.
 func TestIDResentAtAnotherTimestamp(t *testing.T) {
+	ctx := context.Background()
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{})
 	page := genEntries(rand.New(rand.NewSource(7)), base, 20)
-	if n, err := c.InsertPage(page); err != nil || n != 20 {
+	if n, err := c.Apply(ctx, page, store.Update{}); err != nil || n != 20 {
 		t.Fatalf("first insert %d %v", n, err)
 	}
 	moved := func(e auditlog.Entry, d time.Duration) auditlog.Entry {
@@ -30,7 +33,7 @@ func TestIDResentAtAnotherTimestamp(t *testing.T) {
 		moved(page[3], 2*time.Hour), // beyond the window: a second event
 		fresh[1],
 	}
-	if n, err := c.InsertPage(again); err != nil || n != 3 {
+	if n, err := c.Apply(ctx, again, store.Update{}); err != nil || n != 3 {
 		t.Fatalf("inserted %d %v, want the 2 fresh entries and the one 2 hours away", n, err)
 	}
 	var storedTS int64
@@ -44,7 +47,7 @@ func TestIDResentAtAnotherTimestamp(t *testing.T) {
 	if err := c.ReadDB().QueryRow("SELECT sum(n) FROM rollup_hourly").Scan(&rolled); err != nil || rolled != 23 {
 		t.Fatalf("rollups count %d (%v), want 23", rolled, err)
 	}
-	if st, err := c.Stats(); err != nil || st.Events != 23 || countRows(t, c.ReadDB()) != 23 {
+	if st, err := c.Stats(ctx); err != nil || st.Events != 23 || countRows(t, c.ReadDB()) != 23 {
 		t.Fatalf("stats %+v %v", st, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -162,14 +163,14 @@ func TestSearchQueueFollowsInsertsAndPruning(t *testing.T) {
 	c := mustOpen(t, filepath.Join(t.TempDir(), "ds.db"), Options{PruneBatch: 4, PrunePause: -1})
 	rdb := c.ReadDB()
 	all := genEntries(rand.New(rand.NewSource(3)), base, 30)
-	if _, err := c.InsertPage(all[:20]); err != nil {
+	if _, err := c.Apply(context.Background(), all[:20], store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := pendingRowids(t, rdb); len(got) != 20 {
 		t.Fatalf("queued %d, want 20", len(got))
 	}
 	// A page seen again inserts nothing and queues nothing.
-	if n, err := c.InsertPage(all[:20]); err != nil || n != 0 {
+	if n, err := c.Apply(context.Background(), all[:20], store.Update{}); err != nil || n != 0 {
 		t.Fatalf("again: %d %v", n, err)
 	}
 	if got := pendingRowids(t, rdb); len(got) != 20 {
@@ -178,7 +179,7 @@ func TestSearchQueueFollowsInsertsAndPruning(t *testing.T) {
 	if n := drain(t, c); n != 20 {
 		t.Fatalf("indexed %d", n)
 	}
-	if _, err := c.InsertPage(all[20:]); err != nil {
+	if _, err := c.Apply(context.Background(), all[20:], store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := pendingRowids(t, rdb); len(got) != 10 {
@@ -236,7 +237,7 @@ func TestSearchIndexRowidReuse(t *testing.T) {
 	es := genEntries(rand.New(rand.NewSource(4)), base, 4)
 	newer, older := es[3], es[0]
 	// The older event comes last, so it holds the highest rowid and is the one pruned.
-	if _, err := c.InsertPage([]auditlog.Entry{newer, es[2], older}); err != nil {
+	if _, err := c.Apply(context.Background(), []auditlog.Entry{newer, es[2], older}, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	top := rowidOf(t, rdb, older.ID)
@@ -245,7 +246,7 @@ func TestSearchIndexRowidReuse(t *testing.T) {
 		t.Fatalf("pruned %d %v", n, err)
 	}
 	// SQLite hands the freed highest rowid to the next event.
-	if _, err := c.InsertPage([]auditlog.Entry{es[1]}); err != nil {
+	if _, err := c.Apply(context.Background(), []auditlog.Entry{es[1]}, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := rowidOf(t, rdb, es[1].ID); r != top {
@@ -266,14 +267,14 @@ func TestSearchIndexRowidReuse(t *testing.T) {
 	}
 
 	// The same while the highest row is still queued: pruned before it was indexed.
-	if _, err := c.InsertPage([]auditlog.Entry{{ID: "ancient-1", Timestamp: base.Add(-time.Hour), Raw: []byte(`{"id":"ancient-1"}`)}}); err != nil {
+	if _, err := c.Apply(context.Background(), []auditlog.Entry{{ID: "ancient-1", Timestamp: base.Add(-time.Hour), Raw: []byte(`{"id":"ancient-1"}`)}}, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	top = rowidOf(t, rdb, "ancient-1")
 	if _, err := c.Prune(context.Background(), base); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.InsertPage([]auditlog.Entry{{ID: "fresh-2", Timestamp: base.Add(time.Hour), Raw: []byte(`{"id":"fresh-2"}`)}}); err != nil {
+	if _, err := c.Apply(context.Background(), []auditlog.Entry{{ID: "fresh-2", Timestamp: base.Add(time.Hour), Raw: []byte(`{"id":"fresh-2"}`)}}, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	if r := rowidOf(t, rdb, "fresh-2"); r != top {
@@ -295,7 +296,7 @@ func TestSearchIndexRowidReuse(t *testing.T) {
 func TestIndexPendingNeedsTheWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ds.db")
 	w := mustOpen(t, path, Options{Fingerprint: "fp"})
-	if _, err := w.InsertPage(genEntries(rand.New(rand.NewSource(5)), base, 3)); err != nil {
+	if _, err := w.Apply(context.Background(), genEntries(rand.New(rand.NewSource(5)), base, 3), store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	r := mustOpen(t, path, Options{Fingerprint: "fp"})

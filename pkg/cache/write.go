@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
+	"github.com/seed/wizauditlogs/pkg/store"
 )
 
 const (
@@ -105,42 +106,10 @@ next:
 	return kept, nil
 }
 
-// Interval is a closed time range [From, To].
-type Interval struct {
-	From time.Time `json:"from"`
-	To   time.Time `json:"to"`
-}
-
-// Update changes the sync state. Zero fields leave the stored value alone.
-type Update struct {
-	SyncedUpTo    time.Time  // the live checkpoint
-	LiveStart     time.Time  // stored only when none is stored yet
-	BackfillStart *time.Time // pointer to a zero time clears it
-	LastSyncAt    time.Time
-	LastError     *string // pointer to "" clears it
-	Covered       []Interval
-}
-
-// State is the stored sync state. Zero times mean "not set".
-type State struct {
-	Fingerprint   string
-	SyncedUpTo    time.Time
-	LiveStart     time.Time
-	BackfillStart time.Time
-	LastSyncAt    time.Time
-	LastError     string
-	Covered       []Interval // merged, oldest first
-}
-
-// InsertPage stores a page of entries in one transaction: all of it or nothing. Entries
+// Apply stores entries and a state update in one transaction: all of it or nothing. Entries
 // already cached (same id) are skipped; inserted counts the new ones.
-func (c *Cache) InsertPage(entries []auditlog.Entry) (inserted int, err error) {
-	return c.Apply(entries, Update{})
-}
-
-// Apply stores entries and a state update in one transaction.
-func (c *Cache) Apply(entries []auditlog.Entry, u Update) (inserted int, err error) {
-	ctx := context.Background() // a page is committed whole even when the caller is stopping
+func (c *Cache) Apply(ctx context.Context, entries []auditlog.Entry, u store.Update) (inserted int, err error) {
+	ctx = context.WithoutCancel(ctx) // a page is committed whole even when the caller is stopping
 	err = c.inWriteTx(ctx, func(tx *sql.Tx, stmt *sql.Stmt) error {
 		entries, err := dropResent(ctx, tx, entries)
 		if err != nil {
@@ -208,13 +177,7 @@ func (c *Cache) inWriteTx(ctx context.Context, fn func(tx *sql.Tx, stmt *sql.Stm
 	return tx.Commit()
 }
 
-// SetState applies a state update on its own.
-func (c *Cache) SetState(u Update) error {
-	_, err := c.Apply(nil, u)
-	return err
-}
-
-func applyState(ctx context.Context, tx *sql.Tx, u Update) error {
+func applyState(ctx context.Context, tx *sql.Tx, u store.Update) error {
 	set := func(col string, v any) error {
 		_, err := tx.ExecContext(ctx, "UPDATE sync_state SET "+col+" = ?", v)
 		return err
@@ -261,7 +224,7 @@ func applyState(ctx context.Context, tx *sql.Tx, u Update) error {
 }
 
 // addCovered records [from, to] as covered, merging it with every range it overlaps or touches.
-func addCovered(ctx context.Context, tx *sql.Tx, iv Interval) error {
+func addCovered(ctx context.Context, tx *sql.Tx, iv store.Interval) error {
 	from, to := iv.From.UnixNano(), iv.To.UnixNano()
 	if to < from {
 		return nil
@@ -295,32 +258,32 @@ func addCovered(ctx context.Context, tx *sql.Tx, iv Interval) error {
 }
 
 // State reads the stored sync state (through the read pool, so it works read-only too).
-func (c *Cache) State() (State, error) {
+func (c *Cache) State(ctx context.Context) (store.State, error) {
 	db := c.ReadDB()
 	if db == nil {
-		return State{}, ErrClosed
+		return store.State{}, ErrClosed
 	}
-	var s State
+	var s store.State
 	var synced, live, bstart, last sql.NullInt64
 	var lastErr sql.NullString
-	err := db.QueryRow(`SELECT fingerprint, synced_up_to, live_start, backfill_start, last_sync_at, last_error
+	err := db.QueryRowContext(ctx, `SELECT fingerprint, synced_up_to, live_start, backfill_start, last_sync_at, last_error
 		FROM sync_state`).Scan(&s.Fingerprint, &synced, &live, &bstart, &last, &lastErr)
 	if err != nil {
-		return State{}, fmt.Errorf("read sync state: %w", err)
+		return store.State{}, fmt.Errorf("read sync state: %w", err)
 	}
 	s.SyncedUpTo, s.LiveStart, s.BackfillStart, s.LastSyncAt = nsTime(synced), nsTime(live), nsTime(bstart), nsTime(last)
 	s.LastError = lastErr.String
-	rows, err := db.Query("SELECT from_ts, to_ts FROM backfill_covered ORDER BY from_ts")
+	rows, err := db.QueryContext(ctx, "SELECT from_ts, to_ts FROM backfill_covered ORDER BY from_ts")
 	if err != nil {
-		return State{}, fmt.Errorf("read backfill coverage: %w", err)
+		return store.State{}, fmt.Errorf("read backfill coverage: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var f, t int64
 		if err := rows.Scan(&f, &t); err != nil {
-			return State{}, err
+			return store.State{}, err
 		}
-		s.Covered = append(s.Covered, Interval{From: time.Unix(0, f).UTC(), To: time.Unix(0, t).UTC()})
+		s.Covered = append(s.Covered, store.Interval{From: time.Unix(0, f).UTC(), To: time.Unix(0, t).UTC()})
 	}
 	return s, rows.Err()
 }

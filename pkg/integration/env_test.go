@@ -21,6 +21,8 @@ type env struct {
 	plugin   *pluginharness.Plugin
 	ds       pluginharness.DataSource
 	cacheDir string
+	// databaseURL, when set, puts the plugin on PostgreSQL (GF_PLUGIN_DATABASE_URL).
+	databaseURL string
 }
 
 // newEnv starts a tenant and the plugin; extra jsonData keys override the defaults.
@@ -32,7 +34,7 @@ func newEnv(t testing.TB, opts wizfake.Options, jsonData map[string]any) *env {
 }
 
 func (e *env) start() {
-	e.plugin = pluginharness.Start(e.t, pluginharness.Options{Env: []string{"GF_PLUGIN_CACHE_DIR=" + e.cacheDir}})
+	e.plugin = pluginharness.Start(e.t, pluginharness.Options{Env: []string{"GF_PLUGIN_CACHE_DIR=" + e.cacheDir}, DatabaseURL: e.databaseURL})
 }
 
 // syncStatus is GET sync/status as docs/sync.md defines it.
@@ -52,6 +54,9 @@ type syncStatus struct {
 	NextSyncAt *time.Time `json:"nextSyncAt"`
 	CacheFile  string     `json:"cacheFile"`
 	CacheBytes int64      `json:"cacheBytes"`
+	Backend    string     `json:"backend"`
+	Role       string     `json:"role"`
+	Leader     *string    `json:"leader"`
 }
 
 func (e *env) status() syncStatus {

@@ -84,6 +84,19 @@ func readCache(t testing.TB, file string) map[string]string {
 		t.Fatal(err)
 	}
 	defer rows.Close()
+	return collectEvents(t, rows)
+}
+
+// eventRows are rows of (id, raw) from either backend.
+type eventRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// collectEvents reads rows of (id, raw) into a map, failing on a duplicate id.
+func collectEvents(t testing.TB, rows eventRows) map[string]string {
+	t.Helper()
 	got := map[string]string{}
 	for rows.Next() {
 		var id, raw string
@@ -91,7 +104,7 @@ func readCache(t testing.TB, file string) map[string]string {
 			t.Fatal(err)
 		}
 		if _, dup := got[id]; dup {
-			t.Fatalf("event %s cached twice", id)
+			t.Fatalf("event %s stored twice", id)
 		}
 		got[id] = raw
 	}

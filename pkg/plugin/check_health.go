@@ -10,6 +10,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 
+	"github.com/seed/wizauditlogs/pkg/syncer"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
@@ -19,16 +20,24 @@ const healthTimeout = 8 * time.Second
 // CheckHealth answers "Save & test": settings first, then authentication and scope, then how
 // far the sync has come.
 func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
-	if d.setupErr != nil {
-		return healthError(d.setupErr.Error()), nil
+	run, err := d.current()
+	if err != nil {
+		return healthError(err.Error()), nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	if err := d.client.CheckAccess(ctx); err != nil {
 		return healthError(accessMessage(err)), nil
 	}
-	st := d.syncer.Status()
+	st := d.status(ctx, run)
 	parts := []string{fmt.Sprintf("%s events cached", thousands(st.Events))}
+	if st.Role == syncer.RoleFollower && d.backend == backendPostgres {
+		if st.Leader != nil {
+			parts = append(parts, "synced by the replica "+*st.Leader)
+		} else {
+			parts = append(parts, "no replica syncs right now (one takes over within a poll)")
+		}
+	}
 	if st.SyncedUpTo != nil {
 		parts = append(parts, "synced up to "+st.SyncedUpTo.UTC().Format(time.RFC3339))
 	} else {
@@ -46,10 +55,8 @@ func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequ
 	if st.LastError != nil {
 		warnings = append(warnings, "the last sync failed: "+*st.LastError)
 	}
-	for _, n := range d.cache.Notices() {
-		warnings = append(warnings, n.Message)
-	}
-	if w := d.location.Warning(); w != "" {
+	warnings = append(warnings, st.Notices...)
+	if w := d.location.Warning(); w != "" && d.backend == backendSQLite {
 		warnings = append(warnings, w)
 	}
 	if len(warnings) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/query"
 	"github.com/seed/wizauditlogs/pkg/settings"
+	"github.com/seed/wizauditlogs/pkg/store/postgres"
 	"github.com/seed/wizauditlogs/pkg/syncer"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
@@ -43,27 +44,70 @@ var (
 	_ instancemgmt.InstanceDisposer = (*Datasource)(nil)
 )
 
-// Datasource is one data source instance: its settings, Wiz client, cache, syncer and query
-// engine. A settings or cache error does not fail the factory (Grafana would then answer every
+// Backends of sync/status's "backend".
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+)
+
+// DatabaseURLEnv is how Grafana passes grafana.ini's [plugin.seed-wizauditlogs-datasource]
+// database_url: set, every data source keeps its events in that PostgreSQL database.
+const DatabaseURLEnv = "GF_PLUGIN_DATABASE_URL"
+
+// Datasource is one data source instance: its settings, Wiz client, store, syncer and query
+// engine. A settings or store error does not fail the factory (Grafana would then answer every
 // call with a bare error): the instance keeps it and every call reports it.
 type Datasource struct {
 	settings  settings.Settings
 	setupErr  error // settings or cache problem; nothing below is set when it is
 	location  settings.CacheLocation
+	backend   string
 	client    *wiz.Client
 	transport *http.Transport // under the client's middlewares: Dispose closes its idle connections
-	cache     *cache.Cache
-	syncer    *syncer.Syncer
-	engine    *query.Engine
 	resources backend.CallResourceHandler
 	logger    log.Logger
+
+	stopRetry context.CancelFunc // ends the retries of opening the database
+	retryDone chan struct{}
+
+	mu      sync.Mutex
+	run     *running // nil until the store is open
+	openErr error    // why the database could not be opened yet
+}
+
+// running is an instance whose store is open.
+type running struct {
+	store     syncer.Store
+	close     func() error
+	notices   func() []string
+	cacheFile *string // the SQLite file; nil on PostgreSQL
+	syncer    *syncer.Syncer
+	engine    *query.Engine // nil on PostgreSQL: see readFromStore
+}
+
+// current is the running instance, or why there is none.
+func (d *Datasource) current() (*running, error) {
+	if d.setupErr != nil {
+		return nil, d.setupErr
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.run == nil {
+		return nil, d.openErr
+	}
+	return d.run, nil
 }
 
 // NewDatasource is the instance factory Grafana's instance manager calls.
 func NewDatasource(ctx context.Context, dsi backend.DataSourceInstanceSettings) (instancemgmt.Instance, error) {
 	d := &Datasource{
 		location: settings.ResolveCacheLocation(os.Getenv),
+		backend:  backendSQLite,
 		logger:   log.DefaultLogger.With("datasource", dsi.UID),
+	}
+	databaseURL := os.Getenv(DatabaseURLEnv)
+	if databaseURL != "" {
+		d.backend = backendPostgres
 	}
 	d.resources = newResources(d)
 	instances.add(d)
@@ -73,7 +117,7 @@ func NewDatasource(ctx context.Context, dsi backend.DataSourceInstanceSettings) 
 		d.setupErr = &settingsError{err}
 		return d, nil
 	}
-	if err := d.start(ctx, dsi); err != nil {
+	if err := d.start(ctx, dsi, databaseURL); err != nil {
 		d.logger.Error("data source not started", "error", err.Error())
 		d.setupErr = err
 		d.Dispose()
@@ -87,7 +131,7 @@ type settingsError struct{ err error }
 func (e *settingsError) Error() string { return "invalid settings: " + joinLines(e.err.Error()) }
 func (e *settingsError) Unwrap() error { return e.err }
 
-func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSettings) error {
+func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSettings, databaseURL string) error {
 	hc, transport, err := newHTTPClient(ctx, dsi)
 	if err != nil {
 		return err
@@ -102,27 +146,91 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 		UserAgent:         userAgent(),
 		HTTPClient:        hc,
 		// The syncer is built below, before anything can call the client.
-		OnRetry: func(kind wiz.Kind, _ time.Duration) { d.syncer.NoteRetry(kind.String()) },
+		OnRetry: func(kind wiz.Kind, _ time.Duration) {
+			if run, err := d.current(); err == nil {
+				run.syncer.NoteRetry(kind.String())
+			}
+		},
 	})
 	if err != nil {
 		return &settingsError{err}
 	}
-	file := d.location.CacheFile(backend.PluginConfigFromContext(ctx).OrgID, dsi.UID)
-	d.cache, err = cache.Open(file, cache.Options{Fingerprint: d.settings.Fingerprint()})
+	orgID := backend.PluginConfigFromContext(ctx).OrgID
+	if databaseURL != "" {
+		d.openPostgres(ctx, databaseURL, orgID, dsi.UID)
+		return nil
+	}
+	file := d.location.CacheFile(orgID, dsi.UID)
+	c, err := cache.Open(file, cache.Options{Fingerprint: d.settings.Fingerprint()})
 	if err != nil {
 		return fmt.Errorf("the cache file %s could not be opened: %w", file, err)
 	}
-	d.engine = query.NewEngineFunc(d.cache.ReadDB) // follows the pool when a read-only cache takes over writing
-	d.syncer = syncer.New(d.cache, d.client, syncer.Config{
-		DatasourceUID: dsi.UID,
+	d.begin(&running{
+		store: c, close: c.Close, cacheFile: &file,
+		notices: func() []string {
+			var msgs []string
+			for _, n := range c.Notices() {
+				msgs = append(msgs, n.Message)
+			}
+			return msgs
+		},
+		engine: query.NewEngineFunc(c.ReadDB), // follows the pool when a read-only cache takes over writing
+	}, dsi.UID)
+	return nil
+}
+
+// openPostgres opens the data source's store in the shared database. When the database cannot
+// be reached, the instance reports why and tries again every poll until it can.
+func (d *Datasource) openPostgres(ctx context.Context, databaseURL string, orgID int64, uid string) {
+	open := func(ctx context.Context) error {
+		st, err := pools.open(ctx, databaseURL, orgID, uid, postgres.Options{Fingerprint: d.settings.Fingerprint()})
+		if err != nil {
+			d.mu.Lock()
+			d.openErr = err
+			d.mu.Unlock()
+			return err
+		}
+		d.begin(&running{store: st, close: st.Close, notices: st.Notices}, uid)
+		return nil
+	}
+	err := open(ctx)
+	if err == nil {
+		return
+	}
+	d.logger.Error("the database could not be opened; retrying at every poll", "error", err.Error())
+	rctx, stop := context.WithCancel(context.Background())
+	d.stopRetry, d.retryDone = stop, make(chan struct{})
+	go func() {
+		defer close(d.retryDone)
+		every := min(d.settings.PollInterval, syncer.DefaultPromoteInterval)
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(every):
+			}
+			if err := open(rctx); err == nil {
+				d.logger.Info("the database is reachable again: the data source syncs")
+				return
+			}
+		}
+	}()
+}
+
+// begin builds and starts the syncer of an open store.
+func (d *Datasource) begin(run *running, uid string) {
+	run.syncer = syncer.New(run.store, d.client, syncer.Config{
+		DatasourceUID: uid,
 		PollInterval:  d.settings.PollInterval,
 		PageSize:      d.settings.PageSize,
 		BackfillStart: d.settings.BackfillStart,
 		RetentionDays: d.settings.RetentionDays,
 		Logger:        d.logger,
 	})
-	d.syncer.Start()
-	return nil
+	d.mu.Lock()
+	d.run, d.openErr = run, nil
+	d.mu.Unlock()
+	run.syncer.Start()
 }
 
 // newHTTPClient builds the client from Grafana's settings (proxy, tracing), with TLS
@@ -151,16 +259,25 @@ func newHTTPClient(ctx context.Context, dsi backend.DataSourceInstanceSettings) 
 }
 
 // Dispose stops the syncer (an in-flight page is committed whole or not at all), closes the
-// cache and the idle connections to Wiz. Grafana calls it when the settings change or the
+// store and the idle connections to Wiz. Grafana calls it when the settings change or the
 // instance is evicted.
 func (d *Datasource) Dispose() {
 	instances.remove(d)
-	if d.syncer != nil {
-		d.syncer.Stop()
+	if d.stopRetry != nil {
+		d.stopRetry()
+		<-d.retryDone
 	}
-	if d.cache != nil {
-		if err := d.cache.Close(); err != nil && !errors.Is(err, cache.ErrClosed) {
-			d.logger.Warn("closing the cache", "error", err.Error())
+	d.mu.Lock()
+	run := d.run
+	d.run = nil
+	if d.openErr == nil {
+		d.openErr = errors.New("the data source instance was disposed")
+	}
+	d.mu.Unlock()
+	if run != nil {
+		run.syncer.Stop()
+		if err := run.close(); err != nil && !errors.Is(err, cache.ErrClosed) {
+			d.logger.Warn("closing the store", "error", err.Error())
 		}
 	}
 	if d.transport != nil {
@@ -202,3 +319,8 @@ func CloseAll() {
 		d.Dispose()
 	}
 }
+
+var (
+	_ syncer.Store = (*cache.Cache)(nil)
+	_ syncer.Store = (*postgres.Store)(nil)
+)

@@ -18,21 +18,28 @@ const minStaleAfter = 5 * time.Minute
 // QueryData answers every query from the cache; one bad query never fails the others.
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
 	resp := backend.NewQueryDataResponse()
-	if d.setupErr != nil {
+	run, err := d.current()
+	if err == nil && run.engine == nil {
+		err = errNoReader
+	}
+	if err != nil {
 		for _, q := range req.Queries {
-			resp.Responses[q.RefID] = backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, d.setupErr.Error())
+			resp.Responses[q.RefID] = backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
 		}
 		return resp, nil
 	}
-	st := d.syncer.Status()
+	st := run.syncer.Status(ctx)
 	fromAlert := req.Headers[backend.FromAlertHeaderName] != ""
 	for _, q := range req.Queries {
-		resp.Responses[q.RefID] = d.query(ctx, q, st, fromAlert)
+		resp.Responses[q.RefID] = d.query(ctx, run.engine, q, st, fromAlert)
 	}
 	return resp, nil
 }
 
-func (d *Datasource) query(ctx context.Context, dq backend.DataQuery, st syncer.Status, fromAlert bool) backend.DataResponse {
+// errNoReader: the query engine does not read from PostgreSQL in this build yet.
+var errNoReader = errors.New("queries are not available on the PostgreSQL backend in this build")
+
+func (d *Datasource) query(ctx context.Context, engine *query.Engine, dq backend.DataQuery, st syncer.Status, fromAlert bool) backend.DataResponse {
 	q, err := query.Parse(dq.JSON)
 	if err != nil {
 		return backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
@@ -44,7 +51,7 @@ func (d *Datasource) query(ctx context.Context, dq backend.DataQuery, st syncer.
 			return backend.ErrDataResponseWithSource(backend.StatusBadGateway, backend.ErrorSourceDownstream, msg)
 		}
 	}
-	frames, err := d.engine.Run(ctx, query.Request{
+	frames, err := engine.Run(ctx, query.Request{
 		Query: q, RefID: dq.RefID,
 		From: dq.TimeRange.From, To: dq.TimeRange.To,
 		Interval: dq.Interval, MaxDataPoints: dq.MaxDataPoints, ForAlert: fromAlert,

@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend/resource/httpadapter"
 
 	"github.com/seed/wizauditlogs/pkg/query"
+	"github.com/seed/wizauditlogs/pkg/syncer"
 )
 
 // CallResource serves the resource endpoints (docs/sync.md, "Resource endpoints").
@@ -42,14 +43,29 @@ func newResources(d *Datasource) backend.CallResourceHandler {
 	return httpadapter.New(mux)
 }
 
-func (d *Datasource) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	if d.setupErr != nil {
+// statusAnswer is GET sync/status: the syncer's status and what the plugin knows of the store.
+type statusAnswer struct {
+	syncer.Status
+	Backend   string  `json:"backend"`   // sqlite or postgres
+	CacheFile *string `json:"cacheFile"` // null on PostgreSQL
+}
+
+// status is the running instance's status, its store's notices first.
+func (d *Datasource) status(ctx context.Context, run *running) statusAnswer {
+	st := run.syncer.Status(ctx)
+	st.Notices = append(append([]string{}, run.notices()...), st.Notices...)
+	return statusAnswer{Status: st, Backend: d.backend, CacheFile: run.cacheFile}
+}
+
+func (d *Datasource) handleStatus(w http.ResponseWriter, r *http.Request) {
+	run, err := d.current()
+	if err != nil {
 		// Still a status, so the config page can show what is wrong in the same place.
-		msg := d.setupErr.Error()
-		writeJSON(w, http.StatusOK, map[string]any{"state": "error", "lastError": msg, "events": 0, "backfill": nil})
+		writeJSON(w, http.StatusOK, map[string]any{"state": "error", "lastError": err.Error(), "events": 0, "backfill": nil,
+			"backend": d.backend, "role": nil, "leader": nil, "cacheFile": nil})
 		return
 	}
-	writeJSON(w, http.StatusOK, d.syncer.Status())
+	writeJSON(w, http.StatusOK, d.status(r.Context(), run))
 }
 
 func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -57,17 +73,36 @@ func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "starting a sync needs the Editor or Admin role")
 		return
 	}
-	if d.setupErr != nil {
-		writeError(w, http.StatusConflict, d.setupErr.Error())
+	run, err := d.current()
+	if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
-	d.syncer.RunNow()
-	writeJSON(w, http.StatusAccepted, map[string]string{"message": "sync started"})
+	run.syncer.RunNow() // a follower tries to lead at once
+	// On SQLite a follower is another instance on the same file: it leads as soon as the
+	// lock is free, so there is no one to ask.
+	if run.store.Leading() || d.backend == backendSQLite {
+		writeJSON(w, http.StatusAccepted, map[string]string{"message": "sync started"})
+		return
+	}
+	if err := run.store.RequestRun(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "asking the replica that syncs failed: "+err.Error())
+		return
+	}
+	msg := "another replica syncs this data source: it was asked to sync now"
+	if name, err := run.store.Leader(r.Context()); err == nil && name != "" {
+		msg = "the replica " + name + " syncs this data source: it was asked to sync now"
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"message": msg})
 }
 
 func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
-	if d.setupErr != nil {
-		writeError(w, http.StatusConflict, d.setupErr.Error())
+	run, err := d.current()
+	if err == nil && run.engine == nil {
+		err = errNoReader
+	}
+	if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
 	limit := query.DefaultValuesLimit
@@ -79,7 +114,7 @@ func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	values, err := d.engine.Values(r.Context(), r.PathValue("field"), r.URL.Query().Get("q"), limit, query.Query{})
+	values, err := run.engine.Values(r.Context(), r.PathValue("field"), r.URL.Query().Get("q"), limit, query.Query{})
 	if err != nil {
 		var qe *query.Error
 		if errors.As(err, &qe) {

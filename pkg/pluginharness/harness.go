@@ -49,6 +49,10 @@ type Options struct {
 	// Env is the whole environment of the process, as Grafana 12.4+ passes no host environment:
 	// only what is set here (e.g. GF_PLUGIN_CACHE_DIR) plus go-plugin's handshake variables.
 	Env []string
+	// DatabaseURL, when set, is passed as GF_PLUGIN_DATABASE_URL, as Grafana passes
+	// grafana.ini's [plugin.seed-wizauditlogs-datasource] database_url: every data source
+	// then keeps its events in that PostgreSQL database.
+	DatabaseURL string
 	// Wrapper is a program and its arguments placed before the binary, e.g.
 	// []string{"prlimit", "--fsize=1048576", "--"}; it must exec the binary (same process).
 	Wrapper []string
@@ -115,6 +119,9 @@ func Start(t testing.TB, opts Options) *Plugin {
 		cmd = exec.Command(opts.Wrapper[0], args...)
 	}
 	cmd.Env = append([]string{}, opts.Env...) // non-nil: nothing inherited
+	if opts.DatabaseURL != "" {
+		cmd.Env = append(cmd.Env, "GF_PLUGIN_DATABASE_URL="+opts.DatabaseURL)
+	}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: goplugin.HandshakeConfig{
 			ProtocolVersion:  grpcplugin.ProtocolVersion,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
 	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 )
 
 // Benchmarks on big generated caches. The file for each size is built once (minutes for 10
@@ -192,13 +193,13 @@ func benchCache(b *testing.B, n int) *cache.Cache {
 			ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
 			page = append(page, g.entry(i, ts, i%(n/8) == 17))
 			if len(page) == cap(page) || i == n-1 {
-				if _, err := c.InsertPage(page); err != nil {
+				if _, err := c.Apply(context.Background(), page, store.Update{}); err != nil {
 					b.Fatal(err)
 				}
 				page = page[:0]
 			}
 		}
-		if err := c.SetState(cache.Update{SyncedUpTo: benchEnd}); err != nil {
+		if _, err := c.Apply(context.Background(), nil, store.Update{SyncedUpTo: benchEnd}); err != nil {
 			b.Fatal(err)
 		}
 		b.Logf("stored %d events in %s", n, time.Since(start).Round(time.Second))
@@ -381,7 +382,7 @@ func benchConcurrent(b *testing.B, c *cache.Cache, e *Engine, f Freshness, mix i
 				// (and later runs on the same file) stay comparable.
 				page[j] = g.entry(j, benchEnd.Add(time.Hour+time.Duration(g.intn(3600))*time.Second), false)
 			}
-			m, err := c.InsertPage(page)
+			m, err := c.Apply(context.Background(), page, store.Update{})
 			if err != nil {
 				b.Error(err)
 				return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -84,7 +85,7 @@ func buildFixture() (*fixture, error) {
 			return nil, err
 		}
 		for i := 0; i < len(entries); i += 500 {
-			if _, err := (*c.to).InsertPage(entries[i:min(i+500, len(entries))]); err != nil {
+			if _, err := (*c.to).Apply(context.Background(), entries[i:min(i+500, len(entries))], store.Update{}); err != nil {
 				return nil, err
 			}
 			if i+500 >= c.indexTo && i < c.indexTo {

@@ -1,7 +1,9 @@
 package query
 
 import (
+	"context"
 	"database/sql"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func BenchmarkIngestRollups(b *testing.B) {
 					k++
 				}
 				b.StartTimer()
-				if _, err := c.InsertPage(page); err != nil {
+				if _, err := c.Apply(context.Background(), page, store.Update{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,29 +4,29 @@ import (
 	"context"
 	"time"
 
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
 // backfillTarget is the range the backfill must cover: from the configured start (clamped to
 // what Wiz still keeps and to what retention would keep) to where the live tail began. ok is
 // false when no backfill is configured, or before the first live window has set its start.
-func (s *Syncer) backfillTarget(st cache.State, now time.Time) (target cache.Interval, ok bool) {
+func (s *Syncer) backfillTarget(st store.State, now time.Time) (target store.Interval, ok bool) {
 	if s.cfg.BackfillStart.IsZero() || st.LiveStart.IsZero() {
-		return cache.Interval{}, false
+		return store.Interval{}, false
 	}
-	from := maxTime(s.cfg.BackfillStart.UTC(), now.Add(-MaxLookback))
+	from := maxTime(s.cfg.BackfillStart.UTC(), now.Add(-wiz.Retention))
 	if s.cfg.RetentionDays > 0 {
 		from = maxTime(from, now.Add(-time.Duration(s.cfg.RetentionDays)*24*time.Hour))
 	}
 	// To is the first live window's After: both closed windows hold that instant, so the cut
 	// relies on the id dedup, not on the API's bound semantics.
-	return cache.Interval{From: from, To: st.LiveStart}, true
+	return store.Interval{From: from, To: st.LiveStart}, true
 }
 
 // backfillPending reports whether part of the backfill range is still missing.
-func (s *Syncer) backfillPending() bool {
-	st, err := s.cache.State()
+func (s *Syncer) backfillPending(ctx context.Context) bool {
+	st, err := s.store.State(ctx)
 	if err != nil {
 		return true // let the backfill run and report the error
 	}
@@ -38,11 +38,11 @@ func (s *Syncer) backfillPending() bool {
 // first. Intervals are closed: a gap ends a nanosecond before a covered interval begins, and a
 // covered interval is a closed window the syncer fetched whole (wiz.Window holds every entry
 // of it whatever the API's bounds mean), so a restart resumes with no instant left out.
-func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {
+func missing(target store.Interval, covered []store.Interval) []store.Interval {
 	if target.To.Before(target.From) {
 		return nil
 	}
-	var gaps []cache.Interval
+	var gaps []store.Interval
 	cur := target.From // first instant not yet known to be covered
 	for _, c := range covered {
 		if c.To.Before(cur) {
@@ -52,7 +52,7 @@ func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {
 			break
 		}
 		if c.From.After(cur) {
-			gaps = append(gaps, cache.Interval{From: cur, To: c.From.Add(-time.Nanosecond)})
+			gaps = append(gaps, store.Interval{From: cur, To: c.From.Add(-time.Nanosecond)})
 		}
 		cur = c.To.Add(time.Nanosecond)
 		if cur.After(target.To) {
@@ -60,7 +60,7 @@ func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {
 		}
 	}
 	if !cur.After(target.To) {
-		gaps = append(gaps, cache.Interval{From: cur, To: target.To})
+		gaps = append(gaps, store.Interval{From: cur, To: target.To})
 	}
 	for i, j := 0, len(gaps)-1; i < j; i, j = i+1, j-1 {
 		gaps[i], gaps[j] = gaps[j], gaps[i]
@@ -69,7 +69,7 @@ func missing(target cache.Interval, covered []cache.Interval) []cache.Interval {
 }
 
 // progress is the covered share of target: exactly 1 when nothing is missing.
-func progress(target cache.Interval, covered []cache.Interval) float64 {
+func progress(target store.Interval, covered []store.Interval) float64 {
 	gaps := missing(target, covered)
 	if len(gaps) == 0 {
 		return 1
@@ -83,7 +83,7 @@ func progress(target cache.Interval, covered []cache.Interval) float64 {
 }
 
 type sliceResult struct {
-	slice   cache.Interval
+	slice   store.Interval
 	entries int
 	err     error
 }
@@ -93,7 +93,7 @@ type sliceResult struct {
 // recorded as soon as it is stored, so a restart continues where this one stopped. It returns
 // the first error after letting the slices in flight finish.
 func (s *Syncer) backfill(ctx context.Context) error {
-	st, err := s.cache.State()
+	st, err := s.store.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Syncer) backfill(ctx context.Context) error {
 		return nil
 	}
 	if bs := s.cfg.BackfillStart.UTC(); !bs.Equal(st.BackfillStart) {
-		if err := s.cache.SetState(cache.Update{BackfillStart: &bs}); err != nil {
+		if err := s.setState(ctx, store.Update{BackfillStart: &bs}); err != nil {
 			return err
 		}
 	}
@@ -122,12 +122,12 @@ func (s *Syncer) backfill(ctx context.Context) error {
 	// the next one ends a nanosecond before this one begins: adjacent windows miss no instant,
 	// and the client's widened bounds fetch the shared microsecond on both sides anyway (the
 	// id dedup absorbs it), so no slice boundary relies on the API's bound semantics.
-	next := func() (cache.Interval, bool) {
+	next := func() (store.Interval, bool) {
 		if firstErr != nil || ctx.Err() != nil || len(gaps) == 0 {
-			return cache.Interval{}, false
+			return store.Interval{}, false
 		}
 		g := &gaps[0]
-		sl := cache.Interval{From: maxTime(g.From, g.To.Add(-sliceLen)), To: g.To}
+		sl := store.Interval{From: maxTime(g.From, g.To.Add(-sliceLen)), To: g.To}
 		if sl.From.Equal(g.From) {
 			gaps = gaps[1:]
 		} else {
@@ -145,7 +145,7 @@ func (s *Syncer) backfill(ctx context.Context) error {
 			go func() {
 				n, err := s.fetchRange(ctx, wiz.Window{After: sl.From, Before: sl.To}, true)
 				if err == nil {
-					err = s.cache.SetState(cache.Update{Covered: []cache.Interval{sl}})
+					err = s.setState(ctx, store.Update{Covered: []store.Interval{sl}})
 				}
 				results <- sliceResult{slice: sl, entries: n, err: err}
 			}()

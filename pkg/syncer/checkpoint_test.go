@@ -18,7 +18,7 @@ type watchCheckpoint struct {
 }
 
 func (w *watchCheckpoint) AuditLog(ctx context.Context, win wiz.Window, pageSize int, onPage func([]auditlog.Entry) error) (wiz.WindowResult, error) {
-	if st, err := w.c.State(); err == nil {
+	if st, err := w.c.State(context.Background()); err == nil {
 		w.seen = append(w.seen, st.SyncedUpTo)
 	}
 	return w.memSource.AuditLog(ctx, win, pageSize, onPage)
@@ -37,7 +37,7 @@ func TestCheckpointNeverMovesBack(t *testing.T) {
 	if err := s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	first, _ := c.State()
+	first, _ := c.State(context.Background())
 	src.seen = nil
 	clock.Advance(30 * time.Minute) // downtime
 	if err := s.RunOnce(context.Background()); err != nil {
@@ -48,7 +48,7 @@ func TestCheckpointNeverMovesBack(t *testing.T) {
 			t.Fatalf("the checkpoint moved back from %v to %v", first.SyncedUpTo, cp)
 		}
 	}
-	if last, _ := c.State(); !last.SyncedUpTo.After(first.SyncedUpTo) {
+	if last, _ := c.State(context.Background()); !last.SyncedUpTo.After(first.SyncedUpTo) {
 		t.Fatalf("no progress: %v", last.SyncedUpTo)
 	}
 }

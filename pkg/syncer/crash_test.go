@@ -95,7 +95,7 @@ func TestKill9MidSyncLosesNothing(t *testing.T) {
 	if len(got) != len(want) {
 		t.Fatalf("cache holds %d events, tenant %d", len(got), len(want))
 	}
-	if st, _ := c.Stats(); st.Events != int64(len(want)) {
+	if st, _ := c.Stats(context.Background()); st.Events != int64(len(want)) {
 		t.Fatalf("event counter %d, want %d", st.Events, len(want))
 	}
 }

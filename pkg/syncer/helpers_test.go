@@ -289,7 +289,7 @@ func sameEvents(t *testing.T, c *cache.Cache, want map[string]auditlog.Entry) {
 	if missingN > 0 || extra > 0 {
 		t.Fatalf("cache holds %d events: %d missing, %d unexpected (want %d)", len(got), missingN, extra, len(want))
 	}
-	if st, err := c.Stats(); err != nil || st.Events != int64(len(want)) {
+	if st, err := c.Stats(context.Background()); err != nil || st.Events != int64(len(want)) {
 		t.Fatalf("Stats().Events = %d (%v), want %d", st.Events, err, len(want))
 	}
 }

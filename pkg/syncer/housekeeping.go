@@ -40,7 +40,7 @@ func (s *Syncer) indexAfter(ctx context.Context, wait bool) {
 func (s *Syncer) indexSearch(ctx context.Context, pause bool) error {
 	start, total := time.Now(), 0
 	for ctx.Err() == nil {
-		n, err := s.cache.IndexPending(ctx, s.cfg.IndexBatch)
+		n, err := s.store.IndexPending(ctx, s.cfg.IndexBatch)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, cache.ErrClosed) || errors.Is(err, cache.ErrReadOnly) {
 				return nil
@@ -85,7 +85,7 @@ func (s *Syncer) prune(ctx context.Context) error {
 	s.lastPrune = now
 	s.mu.Unlock()
 	cut := now.Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
-	n, err := s.cache.Prune(ctx, cut)
+	n, err := s.store.Prune(ctx, cut)
 	if err != nil {
 		s.log.Warn("retention pruning failed", "error", err)
 		return err

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
@@ -19,13 +19,14 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 	s.mu.Lock()
 	s.liveBusy = true
 	s.mu.Unlock()
+	s.publish(ctx)
 	defer func() {
 		s.mu.Lock()
 		s.liveBusy = false
 		s.mu.Unlock()
 	}()
 
-	st, err := s.cache.State()
+	st, err := s.store.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 		// after a restart: late arrivals and the cut instant are fetched again and deduplicated.
 		from = st.SyncedUpTo.Add(-s.cfg.Overlap)
 	}
-	from = maxTime(from, now.Add(-MaxLookback)) // older entries are gone from Wiz anyway
+	from = maxTime(from, now.Add(-wiz.Retention)) // older entries are gone from Wiz anyway
 	if !from.Before(end) {
 		return nil
 	}
@@ -56,7 +57,7 @@ func (s *Syncer) syncLive(ctx context.Context) error {
 		// to, not the newest entry seen: the whole closed window is stored, so the cache holds
 		// everything up to it even when nothing happened. The checkpoint never moves back
 		// (a catch-up slice shorter than the overlap, or a clock stepped backwards).
-		if err := s.cache.SetState(cache.Update{SyncedUpTo: maxTime(to, st.SyncedUpTo), LiveStart: liveStart,
+		if err := s.setState(ctx, store.Update{SyncedUpTo: maxTime(to, st.SyncedUpTo), LiveStart: liveStart,
 			LastSyncAt: s.clock.Now().UTC(), LastError: &noErr}); err != nil {
 			return err
 		}
@@ -153,7 +154,7 @@ func capRest(win wiz.Window, res wiz.WindowResult) (rest []wiz.Window, done bool
 // fetchWindow pages one window into the cache, a transaction per page.
 func (s *Syncer) fetchWindow(ctx context.Context, w wiz.Window) (wiz.WindowResult, error) {
 	res, err := s.src.AuditLog(ctx, w, s.cfg.PageSize, func(page []auditlog.Entry) error {
-		n, err := s.cache.InsertPage(page)
+		n, err := s.store.Apply(ctx, page, store.Update{})
 		if err != nil {
 			return fmt.Errorf("store a page in the cache: %w", err)
 		}

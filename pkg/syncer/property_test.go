@@ -58,7 +58,7 @@ func checkSyncEqualsTenant(t *testing.T, seed int64) {
 		if err := s.RunOnce(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if st := s.Status(); len(st.Notices) > 0 {
+		if st := s.Status(context.Background()); len(st.Notices) > 0 {
 			t.Fatalf("notices %v", st.Notices)
 		}
 		sameEventsWidened(t, c, f, cfg.BackfillStart, t0.Add(-DefaultLag))

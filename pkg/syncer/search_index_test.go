@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"math/rand"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestSyncLeavesTheSearchQueueEmpty(t *testing.T) {
 	if err := sa.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := a.Stats()
+	st, err := a.Stats(context.Background())
 	if err != nil || st.Events != 2500 {
 		t.Fatalf("stats %+v %v", st, err)
 	}
@@ -48,7 +49,7 @@ func TestSyncLeavesTheSearchQueueEmpty(t *testing.T) {
 	for i := range 40 {
 		extra = append(extra, entry(t0.Add(-time.Duration(i+1)*time.Hour)))
 	}
-	if _, err := a.InsertPage(extra); err != nil {
+	if _, err := a.Apply(context.Background(), extra, store.Update{}); err != nil {
 		t.Fatal(err)
 	}
 	sb := New(b, src, testConfig(clock))
@@ -77,7 +78,7 @@ func TestBackgroundIndexingStopsPromptly(t *testing.T) {
 	const total = 8000
 	for i := 0; i < total; i += 1000 {
 		page := src.generate(rng, 1000, t0.Add(-30*24*time.Hour), t0.Add(-24*time.Hour))
-		if _, err := c.InsertPage(page); err != nil {
+		if _, err := c.Apply(context.Background(), page, store.Update{}); err != nil {
 			t.Fatal(err)
 		}
 	}

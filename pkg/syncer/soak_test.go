@@ -155,7 +155,7 @@ func soak(t *testing.T, afterIn, beforeIn bool) {
 			case <-time.After(2 * time.Millisecond):
 			}
 			cpMu.Lock()
-			if st, err := c.State(); err == nil {
+			if st, err := c.State(context.Background()); err == nil {
 				observeCP(st.SyncedUpTo, "watcher")
 			}
 			cpMu.Unlock()
@@ -178,7 +178,7 @@ func soak(t *testing.T, afterIn, beforeIn bool) {
 	samples := make([]Status, 0, minutes+10)
 	sample := func(m int) Status {
 		cpMu.Lock()
-		st := s.Status()
+		st := s.Status(context.Background())
 		if st.SyncedUpTo != nil {
 			observeCP(*st.SyncedUpTo, fmt.Sprintf("minute %d", m))
 		}

@@ -1,14 +1,18 @@
 package syncer
 
 import (
+	"context"
 	"time"
 
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
 // States of Status.State.
 const (
+	RoleLeader   = "leader"
+	RoleFollower = "follower"
+
 	StateIdle        = "idle"
 	StateSyncing     = "syncing"
 	StateBackfilling = "backfilling"
@@ -26,8 +30,11 @@ type Status struct {
 	LastError  *string    `json:"lastError"`
 	Backfill   *Backfill  `json:"backfill"`
 	NextSyncAt *time.Time `json:"nextSyncAt"`
-	CacheFile  string     `json:"cacheFile"`
 	CacheBytes int64      `json:"cacheBytes"`
+	// Role is RoleLeader when this replica syncs, RoleFollower when another does; Leader
+	// names the one that syncs ("host:pid"), null when unknown or none.
+	Role   string  `json:"role"`
+	Leader *string `json:"leader"`
 
 	// CoveredFrom: the cache holds every event from here up to SyncedUpTo (null before the
 	// first live window). Before it, events are missing: not backfilled (yet).
@@ -36,10 +43,10 @@ type Status struct {
 	// Beyond the contract:
 	// ErrorKind classifies the error behind state "error" (authentication, authorization, …).
 	ErrorKind string `json:"errorKind,omitempty"`
-	// ReadOnly: another instance writes the cache; this one serves queries from it.
+	// ReadOnly: another instance or replica writes; this one serves queries (a follower).
 	ReadOnly bool `json:"readOnly"`
-	// Notices are things an admin should know: a cache file set aside at open, read-only mode,
-	// a window the API could not return whole.
+	// Notices are things an admin should know: a window the API could not return whole (the
+	// caller adds its store's).
 	Notices []string `json:"notices"`
 }
 
@@ -50,40 +57,42 @@ type Backfill struct {
 	Done float64   `json:"done"` // 0..1, exactly 1 when complete
 }
 
-// Status reports the sync and cache state. It is cheap enough to poll every few seconds.
-func (s *Syncer) Status() Status {
+// Status reports the sync state. It is cheap enough to poll every few seconds. A follower
+// reports the leader's state and the shared freshness.
+func (s *Syncer) Status(ctx context.Context) Status {
 	now := s.clock.Now().UTC()
-	st := Status{State: StateIdle, CacheFile: s.cache.Path(), ReadOnly: s.cache.ReadOnly(), Notices: []string{}}
-	for _, n := range s.cache.Notices() {
-		st.Notices = append(st.Notices, n.Message)
+	st := Status{Role: RoleLeader, Notices: []string{}}
+	st.State, st.ErrorKind = s.localState()
+	if name, err := s.store.Leader(ctx); err == nil && name != "" {
+		st.Leader = &name
+	}
+	if !s.store.Leading() {
+		st.Role, st.ReadOnly = RoleFollower, true
+		// The state the leader published; none while no replica leads.
+		if st.State != StateError && st.Leader != nil {
+			if published, err := s.store.LeaderState(ctx); err == nil && published != "" {
+				st.State = published
+			}
+		}
 	}
 
 	s.mu.Lock()
-	stopErr, live, backfilling := s.stopErr, s.liveBusy, s.backfilling
-	next, capNotice := s.nextSyncAt, s.capNotice
+	stopErr, next, capNotice := s.stopErr, s.nextSyncAt, s.capNotice
 	s.mu.Unlock()
 	if capNotice != "" {
 		st.Notices = append(st.Notices, capNotice)
-	}
-	switch {
-	case stopErr != nil:
-		st.State, st.ErrorKind = StateError, stopErr.Kind.String()
-	case backfilling:
-		st.State = StateBackfilling
-	case live:
-		st.State = StateSyncing
 	}
 	if !next.IsZero() {
 		st.NextSyncAt = timePtr(next.UTC())
 	}
 
-	if stats, err := s.cache.Stats(); err == nil {
+	if stats, err := s.store.Stats(ctx); err == nil {
 		st.Events, st.CacheBytes = stats.Events, stats.Bytes
 		st.Oldest, st.Newest = timePtr(stats.Oldest), timePtr(stats.Newest)
 	} else {
 		st.Notices = append(st.Notices, "cache statistics unavailable: "+err.Error())
 	}
-	state, err := s.cache.State()
+	state, err := s.store.State(ctx)
 	if err != nil {
 		st.Notices = append(st.Notices, "sync state unavailable: "+err.Error())
 	}
@@ -105,12 +114,27 @@ func (s *Syncer) Status() Status {
 	return st
 }
 
+// localState is this syncer's own state, and the kind of its error.
+func (s *Syncer) localState() (state, errorKind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopErr != nil:
+		return StateError, s.stopErr.Kind.String()
+	case s.backfilling:
+		return StateBackfilling, ""
+	case s.liveBusy:
+		return StateSyncing, ""
+	}
+	return StateIdle, ""
+}
+
 // backfillStatus is the backfill part of Status; before the first live window (which fixes
 // where the backfill ends) the range ends now and nothing is done.
-func (s *Syncer) backfillStatus(state cache.State, now time.Time) *Backfill {
+func (s *Syncer) backfillStatus(state store.State, now time.Time) *Backfill {
 	target, ok := s.backfillTarget(state, now)
 	if !ok {
-		from := maxTime(s.cfg.BackfillStart.UTC(), now.Add(-MaxLookback))
+		from := maxTime(s.cfg.BackfillStart.UTC(), now.Add(-wiz.Retention))
 		return &Backfill{From: from, To: now}
 	}
 	b := &Backfill{From: target.From, To: target.To, Done: progress(target, state.Covered)}
@@ -122,7 +146,7 @@ func (s *Syncer) backfillStatus(state cache.State, now time.Time) *Backfill {
 
 // coveredFrom is where the cache's unbroken coverage begins: the live tail holds everything
 // from LiveStart on, and the backfilled intervals that reach it extend that back.
-func coveredFrom(state cache.State) time.Time {
+func coveredFrom(state store.State) time.Time {
 	from := state.LiveStart
 	for i := len(state.Covered) - 1; i >= 0; i-- {
 		iv := state.Covered[i]
@@ -135,12 +159,13 @@ func coveredFrom(state cache.State) time.Time {
 
 // updateGauges refreshes the gauges from the cache.
 func (s *Syncer) updateGauges() {
+	ctx := context.Background()
 	now := s.clock.Now()
-	if stats, err := s.cache.Stats(); err == nil {
+	if stats, err := s.store.Stats(ctx); err == nil {
 		s.mCacheBytes.Set(float64(stats.Bytes))
 		s.mCacheEv.Set(float64(stats.Events))
 	}
-	state, err := s.cache.State()
+	state, err := s.store.State(ctx)
 	if err != nil {
 		return
 	}

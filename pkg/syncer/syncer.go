@@ -1,4 +1,5 @@
-// Package syncer keeps a cache.Cache in step with a Wiz tenant's audit log: a live tail of
+// Package syncer keeps a Store (the SQLite cache or the shared PostgreSQL database) in step
+// with a Wiz tenant's audit log: a live tail of
 // closed, overlapping windows every poll interval, and a backfill of the history from a start
 // date, newest first, in time slices small enough never to be cut by the API's result cap.
 //
@@ -7,10 +8,13 @@
 // moment loses nothing: the next run fetches again from the last checkpoint, and the id key
 // absorbs what it fetches twice. The package knows nothing of Grafana.
 //
-// Lifecycle in a data source instance: the factory opens the cache (cache.Open) and builds and
-// starts the Syncer; Dispose calls Stop, then closes the cache, which releases the write lock.
-// A successor instance created before its predecessor is disposed opens the cache read-only;
-// its Syncer takes over within Config.PromoteInterval of the release.
+// Lifecycle in a data source instance: the factory opens the store and builds and starts the
+// Syncer; Dispose calls Stop, then closes the store, which releases its leader lock.
+//
+// One Syncer per data source writes: the leader (SQLite: the holder of the cache file's write
+// lock; PostgreSQL: of the data source's advisory lock). The others are followers: they try to
+// lead every Config.PromoteInterval, read the leader's freshness and published state from the
+// store meanwhile, and pass "sync now" on to the leader (Store.RequestRun).
 package syncer
 
 import (
@@ -25,6 +29,7 @@ import (
 	"github.com/seed/wizauditlogs/pkg/auditlog"
 	"github.com/seed/wizauditlogs/pkg/cache"
 	"github.com/seed/wizauditlogs/pkg/settings"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
@@ -33,6 +38,33 @@ import (
 // gives up.
 type Source interface {
 	AuditLog(ctx context.Context, w wiz.Window, pageSize int, onPage func([]auditlog.Entry) error) (wiz.WindowResult, error)
+}
+
+// Store keeps the events and the sync state; *cache.Cache and *postgres.Store are ones.
+// Writes fail with an error matching cache.ErrReadOnly while this replica does not lead.
+type Store interface {
+	State(ctx context.Context) (store.State, error)
+	// Apply stores entries and a state update in one transaction and returns how many
+	// entries were new.
+	Apply(ctx context.Context, entries []auditlog.Entry, u store.Update) (inserted int, err error)
+	Prune(ctx context.Context, before time.Time) (deleted int, err error)
+	// IndexPending moves up to batch queued events into the search index (0 when the backend
+	// indexes as it stores).
+	IndexPending(ctx context.Context, batch int) (indexed int, err error)
+	Stats(ctx context.Context) (store.Stats, error)
+
+	// TryLead takes the leader lock when it is free and reports whether this replica leads.
+	TryLead(ctx context.Context) (bool, error)
+	Leading() bool
+	// Leader names the replica that leads ("host:pid"), "" when unknown or none.
+	Leader(ctx context.Context) (string, error)
+	// RequestRun asks the leader, whichever replica it is, to sync now.
+	RequestRun(ctx context.Context) error
+	// RunRequests delivers the run requests addressed to this replica while it leads.
+	RunRequests() <-chan struct{}
+	// SetLeaderState publishes the leader's state for the followers; LeaderState reads it.
+	SetLeaderState(ctx context.Context, state string) error
+	LeaderState(ctx context.Context) (string, error)
 }
 
 // Clock is the syncer's time: Now, and After for the waits between cycles.
@@ -60,8 +92,6 @@ const (
 	DefaultPruneInterval   = time.Hour
 	DefaultPromoteInterval = 5 * time.Second
 	DefaultIndexPause      = 20 * time.Millisecond
-	// MaxLookback is how far back Wiz keeps audit entries: backfill never starts earlier.
-	MaxLookback = wiz.Retention
 	// sliceTarget is the number of entries a backfill slice aims at: half the result cap, so
 	// that a burst of activity rarely makes a slice reach the cap.
 	sliceTarget = wiz.ResultCap / 2
@@ -72,7 +102,7 @@ type Config struct {
 	DatasourceUID string        // label of the Prometheus metrics
 	PollInterval  time.Duration // between live windows
 	PageSize      int           // `first` per page
-	BackfillStart time.Time     // zero: no backfill; clamped to now-MaxLookback
+	BackfillStart time.Time     // zero: no backfill; clamped to now-wiz.Retention
 	RetentionDays int           // events older than this are pruned; 0 keeps everything
 	Overlap       time.Duration // how far each live window reaches back before the checkpoint
 	Lag           time.Duration // how far behind now each live window ends
@@ -80,9 +110,8 @@ type Config struct {
 	Slice         time.Duration // largest backfill (and live catch-up) slice
 	MinSlice      time.Duration // smallest slice the adaptive sizing picks
 	PruneInterval time.Duration // between retention pruning runs
-	// PromoteInterval is how often a read-only syncer (another instance holds the cache's
-	// write lock, e.g. the instance this one replaces) tries to take over, when shorter than
-	// PollInterval.
+	// PromoteInterval is how often a follower (another instance or replica leads) tries to
+	// take over, when shorter than PollInterval.
 	PromoteInterval time.Duration
 	// IndexBatch is how many events one search indexing transaction takes (default
 	// cache.DefaultIndexBatch); IndexPause is the pause between two, so that pages and
@@ -150,7 +179,7 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // Syncer runs the sync of one data source. Its methods are safe for concurrent use.
 type Syncer struct {
-	cache *cache.Cache
+	store Store
 	src   Source
 	cfg   Config
 	log   Logger
@@ -173,15 +202,16 @@ type Syncer struct {
 	nextSyncAt  time.Time
 	lastPrune   time.Time
 	capNotice   string // a window no split could bring under the result cap
+	published   string // the state last published for followers
 }
 
 // New builds a Syncer; Start runs it.
-func New(c *cache.Cache, src Source, cfg Config) *Syncer {
+func New(st Store, src Source, cfg Config) *Syncer {
 	cfg.defaults()
 	m := metricsFor(cfg.Registerer)
 	ds := cfg.DatasourceUID
 	return &Syncer{
-		cache: c, src: src, cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
+		store: st, src: src, cfg: cfg, log: cfg.Logger, clock: cfg.Clock,
 		mEvents:     m.events.WithLabelValues(ds),
 		mSplits:     m.splits.WithLabelValues(ds),
 		mLag:        m.lag.WithLabelValues(ds),
@@ -239,7 +269,7 @@ func (s *Syncer) loop(ctx context.Context) {
 	for {
 		s.cycle(ctx, false)
 		wait := s.cfg.PollInterval
-		if s.cache.ReadOnly() {
+		if !s.store.Leading() {
 			wait = min(wait, s.cfg.PromoteInterval)
 		}
 		next := s.clock.Now().Add(wait)
@@ -251,6 +281,7 @@ func (s *Syncer) loop(ctx context.Context) {
 			return
 		case <-s.clock.After(wait):
 		case <-s.wake:
+		case <-s.store.RunRequests(): // a follower's "sync now"
 		}
 	}
 }
@@ -263,20 +294,25 @@ func (s *Syncer) RunOnce(ctx context.Context) error {
 	return s.cycle(ctx, true)
 }
 
-// cycle is one poll: take over the cache if its writer left, fetch the live window, make sure
+// cycle is one poll: lead if the leader left (a follower stops there), fetch the live window, make sure
 // the backfill runs, prune when due, then index what was stored for search. With wait,
 // backfill, pruning and indexing run in this goroutine.
 func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 	defer s.updateGauges()
-	if s.cache.ReadOnly() {
-		if ok, err := s.cache.TryPromote(); err != nil {
-			s.log.Warn("cannot take over the cache file", "error", err)
-			return err
-		} else if !ok {
+	if !s.store.Leading() {
+		ok, err := s.store.TryLead(ctx)
+		if err != nil {
+			return s.noteError("leader lock", err)
+		}
+		if !ok {
+			s.mu.Lock()
+			s.stopErr = nil // a follower has no sync errors of its own: it shows the leader's
+			s.mu.Unlock()
 			return cache.ErrReadOnly
 		}
-		s.log.Info("took over the cache file: the previous writer released it", "file", s.cache.Path())
+		s.log.Info("this replica now syncs the data source: the previous leader released it")
 	}
+	defer s.publish(ctx)
 	defer s.indexAfter(ctx, wait) // only the writer indexes; also after a failed window
 	err := s.syncLive(ctx)
 	if err != nil {
@@ -304,7 +340,7 @@ func (s *Syncer) cycle(ctx context.Context, wait bool) error {
 		}
 		return errors.Join(errs...)
 	}
-	pending := s.backfillPending()
+	pending := s.backfillPending(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pending && !s.backfilling && s.stopErr == nil {
@@ -338,12 +374,37 @@ func (s *Syncer) setBackfilling(b bool) {
 	s.mu.Lock()
 	s.backfilling = b
 	s.mu.Unlock()
+	s.publish(context.Background())
+}
+
+// publish tells the followers the leader's state when it changed.
+func (s *Syncer) publish(ctx context.Context) {
+	if !s.store.Leading() {
+		return
+	}
+	state, _ := s.localState()
+	s.mu.Lock()
+	same := state == s.published
+	s.published = state
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	err := s.store.SetLeaderState(context.WithoutCancel(ctx), state)
+	if err != nil && !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
+		s.log.Warn("cannot publish the sync state", "error", err)
+	}
 }
 
 // noteError records a failed live window or backfill: in the status, in the cache (so a
 // successor instance shows it) and, for errors retrying cannot fix, as the stop error that
 // puts the syncer in state "error" until a later window succeeds.
 func (s *Syncer) noteError(what string, err error) error {
+	if errors.Is(err, cache.ErrReadOnly) {
+		// Another replica leads now (this one lost the lock): not a sync failure.
+		s.log.Info("stopped syncing: another replica leads now", "part", what)
+		return err
+	}
 	kind := wiz.KindOf(err)
 	msg := err.Error()
 	var we *wiz.Error
@@ -358,9 +419,10 @@ func (s *Syncer) noteError(what string, err error) error {
 		s.mu.Lock()
 		s.stopErr = we
 		s.mu.Unlock()
+		s.publish(context.Background())
 	}
-	if !errors.Is(err, cache.ErrReadOnly) && !errors.Is(err, cache.ErrClosed) {
-		if e := s.cache.SetState(cache.Update{LastError: &msg}); e != nil {
+	if s.store.Leading() {
+		if e := s.setState(context.Background(), store.Update{LastError: &msg}); e != nil {
 			s.log.Warn("cannot record the sync error in the cache", "error", e)
 		}
 	}
@@ -379,4 +441,10 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// setState stores a sync state update on its own.
+func (s *Syncer) setState(ctx context.Context, u store.Update) error {
+	_, err := s.store.Apply(ctx, nil, u)
+	return err
 }

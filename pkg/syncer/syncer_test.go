@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 )
 
@@ -35,7 +36,7 @@ func TestLiveTailCheckpointAndLateArrivals(t *testing.T) {
 		t.Fatalf("first windows %v", w)
 	}
 	sameEvents(t, c, src.truth(liveStart, end))
-	st, err := c.State()
+	st, err := c.State(context.Background())
 	if err != nil || !st.SyncedUpTo.Equal(end) || !st.LiveStart.Equal(liveStart) {
 		t.Fatalf("state %+v %v", st, err)
 	}
@@ -56,7 +57,7 @@ func TestLiveTailCheckpointAndLateArrivals(t *testing.T) {
 		t.Fatalf("second window %v", w[1:])
 	}
 	sameEvents(t, c, src.truth(liveStart, end2))
-	if st := s.Status(); st.State != StateIdle || st.LastError != nil || !st.SyncedUpTo.Equal(end2) || st.Backfill != nil {
+	if st := s.Status(context.Background()); st.State != StateIdle || st.LastError != nil || !st.SyncedUpTo.Equal(end2) || st.Backfill != nil {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -82,7 +83,7 @@ func TestBackfillCoversEverythingNewestFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameEvents(t, c, src.truth(cfg.BackfillStart, t0.Add(-DefaultLag)))
-			st := s.Status()
+			st := s.Status(context.Background())
 			if st.Backfill == nil || st.Backfill.Done != 1 || !st.Backfill.From.Equal(cfg.BackfillStart) || !st.Backfill.To.Equal(t0.Add(-DefaultOverlap)) {
 				t.Fatalf("backfill status %+v", st.Backfill)
 			}
@@ -154,7 +155,7 @@ func TestMoreThanCapAtOneInstant(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sync does not hang and says what it could not get.
-	st := s.Status()
+	st := s.Status(context.Background())
 	if len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "more than 10000 audit entries at") {
 		t.Fatalf("notices %v", st.Notices)
 	}
@@ -184,11 +185,11 @@ func TestRestartResumesBackfillWithoutRefetching(t *testing.T) {
 	if wiz.KindOf(err) != wiz.KindTransient {
 		t.Fatalf("first run: %v", err)
 	}
-	st := s.Status()
+	st := s.Status(context.Background())
 	if st.State != StateIdle || st.LastError == nil || !strings.Contains(*st.LastError, "503") || st.Backfill.Done <= 0 || st.Backfill.Done >= 1 {
 		t.Fatalf("after a transient failure: %+v backfill %+v", st, st.Backfill)
 	}
-	state, _ := c.State()
+	state, _ := c.State(context.Background())
 	covered := state.Covered
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestRestartResumesBackfillWithoutRefetching(t *testing.T) {
 		}
 	}
 	sameEvents(t, c2, src.truth(cfg.BackfillStart, clock.Now().Add(-DefaultLag)))
-	if st := s2.Status(); st.LastError != nil || st.Backfill.Done != 1 {
+	if st := s2.Status(context.Background()); st.LastError != nil || st.Backfill.Done != 1 {
 		t.Fatalf("status after resume %+v", st)
 	}
 }
@@ -238,7 +239,7 @@ func TestEarlierBackfillStartFetchesOnlyTheNewPart(t *testing.T) {
 		}
 	}
 	sameEvents(t, c, src.truth(cfg.BackfillStart, t0.Add(-DefaultLag)))
-	if st, _ := c.State(); !st.BackfillStart.Equal(cfg.BackfillStart) {
+	if st, _ := c.State(context.Background()); !st.BackfillStart.Equal(cfg.BackfillStart) {
 		t.Fatalf("stored backfill start %v", st.BackfillStart)
 	}
 }
@@ -255,11 +256,11 @@ func TestBackfillClampedTo180Days(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range src.windows() {
-		if w.After.Before(t0.Add(-MaxLookback)) {
+		if w.After.Before(t0.Add(-wiz.Retention)) {
 			t.Fatalf("window %v reaches past 180 days", w)
 		}
 	}
-	if b := s.Status().Backfill; !b.From.Equal(t0.Add(-MaxLookback)) || b.Done != 1 {
+	if b := s.Status(context.Background()).Backfill; !b.From.Equal(t0.Add(-wiz.Retention)) || b.Done != 1 {
 		t.Fatalf("backfill %+v", b)
 	}
 }
@@ -285,7 +286,7 @@ func TestAuthorizationErrorStopsUntilFixed(t *testing.T) {
 	if err := s.RunOnce(context.Background()); !errors.Is(err, wiz.ErrScopeMissing) {
 		t.Fatalf("err %v", err)
 	}
-	st := s.Status()
+	st := s.Status(context.Background())
 	if st.State != StateError || st.ErrorKind != "authorization" || st.LastError == nil || !strings.Contains(*st.LastError, "admin:audit") {
 		t.Fatalf("status %+v", st)
 	}
@@ -300,7 +301,7 @@ func TestAuthorizationErrorStopsUntilFixed(t *testing.T) {
 	if err := s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
+	if st := s.Status(context.Background()); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 		t.Fatalf("after the fix %+v", st)
 	}
 }
@@ -310,7 +311,7 @@ func TestStatusJSONShape(t *testing.T) {
 	src := newMemSource(clock, wiz.OrderNewestFirst)
 	c, _ := tempCache(t)
 	s := New(c, src, testConfig(clock))
-	b, err := json.Marshal(s.Status())
+	b, err := json.Marshal(s.Status(context.Background()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestStatusJSONShape(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"state", "events", "oldest", "newest", "syncedUpTo", "lastSyncAt", "lastError", "backfill", "nextSyncAt", "cacheFile", "cacheBytes"} {
+	for _, k := range []string{"state", "events", "oldest", "newest", "syncedUpTo", "lastSyncAt", "lastError", "backfill", "nextSyncAt", "cacheBytes", "role", "leader"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("key %q missing from %s", k, b)
 		}
@@ -332,11 +333,11 @@ func TestStatusJSONShape(t *testing.T) {
 	if err := s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	b, _ = json.Marshal(s.Status())
+	b, _ = json.Marshal(s.Status(context.Background()))
 	m = map[string]any{}
 	_ = json.Unmarshal(b, &m)
 	if m["state"] != "idle" || m["events"] != 1.0 || m["oldest"] != t0.Add(-time.Minute).Format(time.RFC3339) ||
-		m["syncedUpTo"] != t0.Add(-DefaultLag).Format(time.RFC3339) || m["cacheFile"] != c.Path() {
+		m["syncedUpTo"] != t0.Add(-DefaultLag).Format(time.RFC3339) {
 		t.Fatalf("status %s", b)
 	}
 }
@@ -364,7 +365,7 @@ func TestStartStopRunNow(t *testing.T) {
 	if n := len(src.windows()); n != 1 {
 		t.Fatalf("%d windows after start", n)
 	}
-	if st := s.Status(); st.NextSyncAt == nil || !st.NextSyncAt.Equal(t0.Add(time.Minute)) {
+	if st := s.Status(context.Background()); st.NextSyncAt == nil || !st.NextSyncAt.Equal(t0.Add(time.Minute)) {
 		t.Fatalf("nextSyncAt %v", st.NextSyncAt)
 	}
 	// RunNow: a cycle without waiting for the poll.
@@ -372,7 +373,7 @@ func TestStartStopRunNow(t *testing.T) {
 	s.RunNow()
 	waitFor("RunNow's cycle", func() bool { return len(src.windows()) == 2 })
 	<-clock.waiting
-	waitFor("the event", func() bool { st := s.Status(); return st.Events == 1 })
+	waitFor("the event", func() bool { st := s.Status(context.Background()); return st.Events == 1 })
 	// The poll.
 	clock.Advance(time.Minute)
 	waitFor("the poll's cycle", func() bool { return len(src.windows()) == 3 })
@@ -411,7 +412,7 @@ func TestStopMidBackfillThenRestartConverges(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not return")
 	}
-	if st := s.Status(); st.Backfill.Done >= 1 {
+	if st := s.Status(context.Background()); st.Backfill.Done >= 1 {
 		t.Fatalf("backfill done before the stop: %+v", st.Backfill)
 	}
 	if err := c.Close(); err != nil {
@@ -466,7 +467,7 @@ func TestBackfillSlicesRunConcurrentlyWhileLiveContinues(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("only %d backfill slices in flight at once, want 3", peak.Load())
 	}
-	if st := s.Status(); st.State != StateBackfilling {
+	if st := s.Status(context.Background()); st.State != StateBackfilling {
 		t.Fatalf("state %q", st.State)
 	}
 	// The live tail goes on while the backfill is stuck.
@@ -474,7 +475,7 @@ func TestBackfillSlicesRunConcurrentlyWhileLiveContinues(t *testing.T) {
 	src.add(entry(t0.Add(30 * time.Second)))
 	clock.Advance(time.Minute)
 	deadline := time.Now().Add(10 * time.Second)
-	for s.Status().Events == 0 {
+	for s.Status(context.Background()).Events == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the live window did not run during the backfill")
 		}
@@ -482,7 +483,7 @@ func TestBackfillSlicesRunConcurrentlyWhileLiveContinues(t *testing.T) {
 	}
 	close(release)
 	deadline = time.Now().Add(20 * time.Second)
-	for st := s.Status(); st.Backfill.Done != 1 || st.State == StateBackfilling; st = s.Status() {
+	for st := s.Status(context.Background()); st.Backfill.Done != 1 || st.State == StateBackfilling; st = s.Status(context.Background()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("backfill did not finish: %+v", st.Backfill)
 		}
@@ -518,7 +519,7 @@ func TestRetentionPruning(t *testing.T) {
 	if got := len(src.windows()) - n; got != 1 {
 		t.Fatalf("%d calls: pruned history must not be fetched again", got)
 	}
-	if b := s.Status().Backfill; b.Done != 1 || !b.From.Equal(cut) {
+	if b := s.Status(context.Background()).Backfill; b.Done != 1 || !b.From.Equal(cut) {
 		t.Fatalf("backfill %+v", b)
 	}
 }
@@ -537,8 +538,8 @@ func TestReadOnlyThenTakeOver(t *testing.T) {
 	if err := sb.RunOnce(context.Background()); !errors.Is(err, cache.ErrReadOnly) {
 		t.Fatalf("read-only instance synced: %v", err)
 	}
-	st := sb.Status()
-	if !st.ReadOnly || !slices.Contains(st.Notices, "read-only: another instance is writing this cache") || st.Events != 1 || st.SyncedUpTo == nil {
+	st := sb.Status(context.Background())
+	if !st.ReadOnly || st.Role != RoleFollower || st.State != StateIdle || st.Events != 1 || st.SyncedUpTo == nil {
 		t.Fatalf("read-only status %+v", st)
 	}
 	if len(src.windows()) != 1 {
@@ -551,7 +552,7 @@ func TestReadOnlyThenTakeOver(t *testing.T) {
 	if err := sb.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := sb.Status(); st.ReadOnly || len(st.Notices) != 0 || !st.SyncedUpTo.Equal(clock.Now().Add(-DefaultLag)) {
+	if st := sb.Status(context.Background()); st.ReadOnly || st.Role != RoleLeader || st.Leader == nil || len(st.Notices) != 0 || !st.SyncedUpTo.Equal(clock.Now().Add(-DefaultLag)) {
 		t.Fatalf("after take-over %+v", st)
 	}
 }
@@ -565,7 +566,7 @@ func TestStartedReadOnlySyncerTakesOverSoon(t *testing.T) {
 	s.Start()
 	defer s.Stop()
 	<-clock.waiting
-	if st := s.Status(); !st.ReadOnly || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval)) {
+	if st := s.Status(context.Background()); !st.ReadOnly || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval)) {
 		t.Fatalf("read-only status %+v", st)
 	}
 	if err := a.Close(); err != nil { // the old instance is disposed
@@ -573,7 +574,7 @@ func TestStartedReadOnlySyncerTakesOverSoon(t *testing.T) {
 	}
 	clock.Advance(DefaultPromoteInterval)
 	<-clock.waiting
-	if st := s.Status(); st.ReadOnly || st.SyncedUpTo == nil || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval+time.Minute)) {
+	if st := s.Status(context.Background()); st.ReadOnly || st.SyncedUpTo == nil || !st.NextSyncAt.Equal(t0.Add(DefaultPromoteInterval+time.Minute)) {
 		t.Fatalf("after take-over %+v", st)
 	}
 }
@@ -636,17 +637,17 @@ func TestMetrics(t *testing.T) {
 
 func TestMissingAndProgress(t *testing.T) {
 	at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
-	target := cache.Interval{From: at(0), To: at(10)}
-	cov := []cache.Interval{{From: at(-5), To: at(2)}, {From: at(4), To: at(6)}, {From: at(9), To: at(20)}}
+	target := store.Interval{From: at(0), To: at(10)}
+	cov := []store.Interval{{From: at(-5), To: at(2)}, {From: at(4), To: at(6)}, {From: at(9), To: at(20)}}
 	gaps := missing(target, cov)
-	want := []cache.Interval{{From: at(6).Add(1), To: at(9).Add(-1)}, {From: at(2).Add(1), To: at(4).Add(-1)}}
+	want := []store.Interval{{From: at(6).Add(1), To: at(9).Add(-1)}, {From: at(2).Add(1), To: at(4).Add(-1)}}
 	if len(gaps) != 2 || gaps[0] != want[0] || gaps[1] != want[1] {
 		t.Fatalf("gaps %v, want %v", gaps, want)
 	}
 	if p := progress(target, cov); p < 0.49 || p > 0.51 {
 		t.Fatalf("progress %v", p)
 	}
-	if p := progress(target, []cache.Interval{{From: at(-1), To: at(11)}}); p != 1 {
+	if p := progress(target, []store.Interval{{From: at(-1), To: at(11)}}); p != 1 {
 		t.Fatalf("progress %v", p)
 	}
 	if g := missing(target, nil); len(g) != 1 || g[0] != target {

@@ -120,7 +120,7 @@ func TestFakeTenantFullSync(t *testing.T) {
 			if metricValue(t, s.mSplits) == 0 {
 				t.Fatal("no window reached the cap")
 			}
-			st := s.Status()
+			st := s.Status(context.Background())
 			if st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 				t.Fatalf("status %+v", st)
 			}
@@ -229,7 +229,7 @@ func TestFakeTenantForbidden(t *testing.T) {
 			if err := s.RunOnce(context.Background()); wiz.KindOf(err) != wiz.KindAuthorization {
 				t.Fatalf("err %v (%v)", err, wiz.KindOf(err))
 			}
-			st := s.Status()
+			st := s.Status(context.Background())
 			if st.State != StateError || st.LastError == nil || !strings.Contains(*st.LastError, "admin:audit") || st.SyncedUpTo != nil {
 				t.Fatalf("status %+v", st)
 			}
@@ -243,7 +243,7 @@ func TestFakeTenantForbidden(t *testing.T) {
 			if err := s.RunOnce(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if st := s.Status(); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
+			if st := s.Status(context.Background()); st.State != StateIdle || st.LastError != nil || st.Backfill.Done != 1 {
 				t.Fatalf("after the fix %+v", st)
 			}
 			sameEvents(t, c, f.truth(cfg.BackfillStart, f.clock.Now().Add(-DefaultLag)))
@@ -272,7 +272,7 @@ func TestFakeTenantRetriedFaultsAndTransientFailure(t *testing.T) {
 	if err := s.RunOnce(context.Background()); wiz.KindOf(err) != wiz.KindTransient {
 		t.Fatalf("err %v", err)
 	}
-	st := s.Status()
+	st := s.Status(context.Background())
 	if st.State != StateIdle || st.LastError == nil || !st.SyncedUpTo.Equal(t0.Add(-DefaultLag)) {
 		t.Fatalf("status %+v", st)
 	}
@@ -281,7 +281,7 @@ func TestFakeTenantRetriedFaultsAndTransientFailure(t *testing.T) {
 	if err := s.RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Status(); st.LastError != nil || !st.SyncedUpTo.Equal(f.clock.Now().Add(-DefaultLag)) {
+	if st := s.Status(context.Background()); st.LastError != nil || !st.SyncedUpTo.Equal(f.clock.Now().Add(-DefaultLag)) {
 		t.Fatalf("status %+v", st)
 	}
 }
@@ -307,7 +307,7 @@ func TestFakeTenantStopMidBackfillConverges(t *testing.T) {
 	s.Start()
 	<-stopAt
 	s.Stop()
-	if st := s.Status(); st.Backfill.Done >= 1 {
+	if st := s.Status(context.Background()); st.Backfill.Done >= 1 {
 		t.Fatalf("backfill complete before the stop: %+v", st.Backfill)
 	}
 	if err := c.Close(); err != nil {
@@ -362,7 +362,7 @@ func TestMoreThanCapInOneMicrosecondEndsUnderEveryBound(t *testing.T) {
 			if n := metricValue(t, s.mSplits); n > 7 {
 				t.Fatalf("%v windows reached the cap", n)
 			}
-			if st := s.Status(); len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "more than 10000 audit entries at") {
+			if st := s.Status(context.Background()); len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "more than 10000 audit entries at") {
 				t.Fatalf("notices %v", st.Notices)
 			}
 			// What the API returns is stored. Entries within a microsecond of such an instant

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/store/postgres/pgtest"
 )
 
@@ -36,7 +36,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		n, err := s.Apply(ctx, page, cache.Update{SyncedUpTo: page[pageSize-1].Timestamp})
+		n, err := s.Apply(ctx, page, store.Update{SyncedUpTo: page[pageSize-1].Timestamp})
 		elapsed += time.Since(start)
 		if err != nil {
 			b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/store/postgres/pgtest"
 )
 
@@ -111,7 +111,7 @@ func TestDatabaseStoppedMidApply(t *testing.T) {
 		for i := 0; ; i++ {
 			page := entries(rng, base.Add(time.Duration(i)*time.Hour), 200, 1<<30)
 			cp := page[len(page)-1].Timestamp
-			_, err := s.Apply(ctx, page, cache.Update{SyncedUpTo: cp})
+			_, err := s.Apply(ctx, page, store.Update{SyncedUpTo: cp})
 			mu.Lock()
 			if err != nil {
 				failure = err
@@ -169,5 +169,5 @@ func TestDatabaseStoppedMidApply(t *testing.T) {
 		}
 	}
 	checkRollups(t, s)
-	apply(t, s, entries(rng, base.Add(-time.Hour), 10, 1<<30), cache.Update{})
+	apply(t, s, entries(rng, base.Add(-time.Hour), 10, 1<<30), store.Update{})
 }

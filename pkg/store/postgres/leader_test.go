@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/store/postgres/pgtest"
 )
 
@@ -60,10 +61,10 @@ func TestLeaderElectionAndFailover(t *testing.T) {
 		t.Fatalf("leading: a %v, b %v", a.Leading(), b.Leading())
 	}
 	page := entries(rand.New(rand.NewSource(1)), base, 20, 1<<30)
-	if _, err := b.Apply(ctx, page, cache.Update{SyncedUpTo: base}); !errors.Is(err, ErrNotLeader) || !errors.Is(err, cache.ErrReadOnly) {
+	if _, err := b.Apply(ctx, page, store.Update{SyncedUpTo: base}); !errors.Is(err, ErrNotLeader) || !errors.Is(err, cache.ErrReadOnly) {
 		t.Fatalf("a follower's write: %v", err)
 	}
-	apply(t, a, page[:10], cache.Update{SyncedUpTo: base})
+	apply(t, a, page[:10], store.Update{SyncedUpTo: base})
 
 	// sync/run on the follower reaches the leader, and only it.
 	if err := b.RequestRun(ctx); err != nil {
@@ -90,7 +91,7 @@ func TestLeaderElectionAndFailover(t *testing.T) {
 		t.Fatalf("terminate the lock session: %v %v", terminated, err)
 	}
 	eventually(t, "the leader notices its lost lock", func() bool { return !a.Leading() })
-	_, err := a.Apply(ctx, page[10:], cache.Update{SyncedUpTo: base.Add(time.Hour)})
+	_, err := a.Apply(ctx, page[10:], store.Update{SyncedUpTo: base.Add(time.Hour)})
 	if !errors.Is(err, ErrNotLeader) || !strings.Contains(err.Error(), a.Target()) || !strings.Contains(err.Error(), "lost") {
 		t.Fatalf("the former leader's write: %v", err)
 	}
@@ -104,7 +105,7 @@ func TestLeaderElectionAndFailover(t *testing.T) {
 	if err != nil || !st.SyncedUpTo.Equal(base) {
 		t.Fatalf("the new leader's checkpoint: %v %v", st.SyncedUpTo, err)
 	}
-	if n := apply(t, b, page, cache.Update{}); n != 10 {
+	if n := apply(t, b, page, store.Update{}); n != 10 {
 		t.Fatalf("the new leader stored %d of the rest", n)
 	}
 	checkRollups(t, b)
@@ -120,11 +121,11 @@ func TestFormerLeaderFencedByEpoch(t *testing.T) {
 	t.Parallel()
 	s, _ := leading(t, Options{})
 	ctx := context.Background()
-	apply(t, s, entries(rand.New(rand.NewSource(1)), base, 5, 1<<30), cache.Update{})
+	apply(t, s, entries(rand.New(rand.NewSource(1)), base, 5, 1<<30), store.Update{})
 	if _, err := s.pool.Exec(ctx, "UPDATE sync_state SET leader_epoch = leader_epoch + 1 WHERE ds = $1", s.dsID); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Apply(ctx, entries(rand.New(rand.NewSource(2)), base, 5, 1<<30), cache.Update{SyncedUpTo: base})
+	_, err := s.Apply(ctx, entries(rand.New(rand.NewSource(2)), base, 5, 1<<30), store.Update{SyncedUpTo: base})
 	if !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("write after another leader's epoch: %v", err)
 	}
@@ -138,7 +139,7 @@ func TestClosedStore(t *testing.T) {
 	s, _ := leading(t, Options{})
 	_ = s.Close()
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, nil, cache.Update{}); !errors.Is(err, ErrClosed) {
+	if _, err := s.Apply(ctx, nil, store.Update{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Apply: %v", err)
 	}
 	if _, err := s.TryLead(ctx); !errors.Is(err, ErrClosed) {

@@ -93,6 +93,7 @@ func (o *Options) defaults() {
 type Store struct {
 	db      target
 	pool    *pgxpool.Pool
+	ownPool bool // Open's own pool, closed with the Store; not a shared Pool's
 	orgID   int64
 	uid     string
 	dsID    int32
@@ -104,25 +105,62 @@ type Store struct {
 }
 
 // Open connects to the database at databaseURL, migrates its schema and registers the data
-// source (orgID, uid). It does not take the leader lock: see TryLead.
+// source (orgID, uid), with a connection pool of its own. It does not take the leader lock:
+// see TryLead.
 func Open(ctx context.Context, databaseURL string, orgID int64, uid string, opts Options) (*Store, error) {
+	p, err := NewPool(ctx, databaseURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := OpenIn(ctx, p, orgID, uid, opts)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	s.ownPool = true
+	return s, nil
+}
+
+// Pool is a connection pool to one database, which the data sources of a process share
+// (OpenIn). Each Store still takes a connection of its own for its leader lock.
+type Pool struct {
+	db   target
+	pool *pgxpool.Pool
+}
+
+// NewPool connects to the database at databaseURL. Of opts, Name, KeepAlive,
+// IdleInTransactionTimeout and MaxConns apply: they configure the pool's connections.
+func NewPool(ctx context.Context, databaseURL string, opts Options) (*Pool, error) {
 	opts.defaults()
 	db, cfg, err := parseURL(databaseURL)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, orgID: orgID, uid: uid, opts: opts}
-	s.configure(cfg.ConnConfig)
+	configure(cfg.ConnConfig, opts)
 	cfg.MaxConns = opts.MaxConns
-	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, s.db.wrap("connect", err)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, db.wrap("connect", err)
 	}
-	if err := s.pool.Ping(ctx); err != nil {
-		s.pool.Close()
-		return nil, s.db.wrap("connect", err)
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, db.wrap("connect", err)
 	}
+	return &Pool{db: db, pool: pool}, nil
+}
+
+// Target is "host:port/database", for status pages.
+func (p *Pool) Target() string { return p.db.String() }
+
+// Close closes the pool's connections; the Stores opened in it must be closed first.
+func (p *Pool) Close() { p.pool.Close() }
+
+// OpenIn migrates the schema and registers the data source (orgID, uid) in a shared pool.
+// Closing the Store leaves the pool open. opts' connection settings are the pool's.
+func OpenIn(ctx context.Context, p *Pool, orgID int64, uid string, opts Options) (*Store, error) {
+	opts.defaults()
+	s := &Store{db: p.db, pool: p.pool, orgID: orgID, uid: uid, opts: opts}
 	if err := s.migrate(ctx); err != nil {
-		s.pool.Close()
 		return nil, s.db.wrap("prepare the database", err)
 	}
 	s.lead.init(s)
@@ -131,19 +169,19 @@ func Open(ctx context.Context, databaseURL string, orgID int64, uid string, opts
 
 // configure sets what every connection (the pool's and the leader lock's) needs: the schema,
 // and the timeouts that free a dead or frozen replica's locks.
-func (s *Store) configure(cc *pgx.ConnConfig) {
+func configure(cc *pgx.ConnConfig, opts Options) {
 	rp := cc.RuntimeParams
 	rp["search_path"] = Schema + ", public"
-	rp["application_name"] = truncate("wizauditlogs "+s.opts.Name, 63)
-	ka := strconv.Itoa(max(1, int(s.opts.KeepAlive.Seconds())))
+	rp["application_name"] = truncate("wizauditlogs "+opts.Name, 63)
+	ka := strconv.Itoa(max(1, int(opts.KeepAlive.Seconds())))
 	// The server probes an idle client (frees a dead leader's lock); the client probes the
 	// server (a leader notices it is cut off).
 	rp["tcp_keepalives_idle"], rp["tcp_keepalives_interval"], rp["tcp_keepalives_count"] = ka, ka, "1"
 	// Keepalives stop while sent data waits for an acknowledgement (a run request notified
 	// to a dead leader): without this bound the kernel would retry for about 15 minutes.
-	rp["tcp_user_timeout"] = strconv.FormatInt(2*s.opts.KeepAlive.Milliseconds(), 10)
-	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(s.opts.IdleInTransactionTimeout.Milliseconds(), 10)
-	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: s.opts.KeepAlive, Interval: s.opts.KeepAlive, Count: 1}}
+	rp["tcp_user_timeout"] = strconv.FormatInt(2*opts.KeepAlive.Milliseconds(), 10)
+	rp["idle_in_transaction_session_timeout"] = strconv.FormatInt(opts.IdleInTransactionTimeout.Milliseconds(), 10)
+	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: opts.KeepAlive, Interval: opts.KeepAlive, Count: 1}}
 	if cc.ConnectTimeout > 0 {
 		d.Timeout = cc.ConnectTimeout
 	}
@@ -169,13 +207,16 @@ func (s *Store) Notices() []string { return append([]string(nil), s.notices...) 
 // Target is "host:port/database", for status pages.
 func (s *Store) Target() string { return s.db.String() }
 
-// Close releases the leader lock and closes every connection. Closing twice is a no-op.
+// Close releases the leader lock and closes the pool when it is the Store's own (Open).
+// Closing twice is a no-op.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	s.lead.close()
-	s.pool.Close()
+	if s.ownPool {
+		s.pool.Close()
+	}
 	return nil
 }
 

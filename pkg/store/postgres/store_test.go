@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 	"github.com/seed/wizauditlogs/pkg/store/postgres/pgtest"
 )
 
@@ -74,7 +74,7 @@ func mustLead(t testing.TB, s *Store, want bool) {
 	}
 }
 
-func apply(t testing.TB, s *Store, page []auditlog.Entry, u cache.Update) int {
+func apply(t testing.TB, s *Store, page []auditlog.Entry, u store.Update) int {
 	t.Helper()
 	n, err := s.Apply(context.Background(), page, u)
 	if err != nil {
@@ -138,7 +138,7 @@ func TestForeignTenantSetAside(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	a := open(t, url, "ds", Options{Fingerprint: "tenant-a"})
 	mustLead(t, a, true)
-	apply(t, a, entries(rand.New(rand.NewSource(1)), base, 10, 1000), cache.Update{SyncedUpTo: base})
+	apply(t, a, entries(rand.New(rand.NewSource(1)), base, 10, 1000), store.Update{SyncedUpTo: base})
 	_ = a.Close()
 	b := open(t, url, "ds", Options{Fingerprint: "tenant-b"})
 	st, err := b.State(context.Background())
@@ -158,10 +158,10 @@ func TestApplyDedupsAndStats(t *testing.T) {
 	t.Parallel()
 	s, _ := leading(t, Options{})
 	page := entries(rand.New(rand.NewSource(1)), base, 10, 1<<30)
-	if n := apply(t, s, page, cache.Update{}); n != 10 {
+	if n := apply(t, s, page, store.Update{}); n != 10 {
 		t.Fatalf("first insert %d", n)
 	}
-	if n := apply(t, s, page, cache.Update{}); n != 0 {
+	if n := apply(t, s, page, store.Update{}); n != 0 {
 		t.Fatalf("same page again inserted %d", n)
 	}
 	// The same ids re-sent with other timestamps, and twice in one page.
@@ -171,13 +171,13 @@ func TestApplyDedupsAndStats(t *testing.T) {
 	}
 	more := entries(rand.New(rand.NewSource(2)), base.Add(time.Hour), 3, 1<<30)
 	mixed := append(append(more, again...), more[0])
-	if n := apply(t, s, mixed, cache.Update{}); n != 3 {
+	if n := apply(t, s, mixed, store.Update{}); n != 3 {
 		t.Fatalf("mixed page inserted %d", n)
 	}
 	noID := entries(rand.New(rand.NewSource(3)), base.Add(30*time.Minute), 1, 1)
 	noID[0].ID = ""
-	apply(t, s, noID, cache.Update{})
-	if n := apply(t, s, noID, cache.Update{}); n != 0 {
+	apply(t, s, noID, store.Update{})
+	if n := apply(t, s, noID, store.Update{}); n != 0 {
 		t.Fatalf("an entry without id stored twice")
 	}
 	st, err := s.Stats(context.Background())
@@ -262,7 +262,7 @@ func TestRollupsExactUnderRandomWritesAndPrunes(t *testing.T) {
 			}
 		} else {
 			start := base.Add(time.Duration(rng.Intn(72*60)) * time.Minute)
-			apply(t, s, entries(rng, start, 1+rng.Intn(120), 400), cache.Update{})
+			apply(t, s, entries(rng, start, 1+rng.Intn(120), 400), store.Update{})
 		}
 		if step%5 == 4 {
 			checkRollups(t, a)
@@ -292,7 +292,7 @@ func TestPruneInBatches(t *testing.T) {
 	s, _ := leading(t, Options{PruneBatch: 100, PrunePause: -1})
 	all := entries(rand.New(rand.NewSource(1)), base, 450, 1<<30)
 	for i := 0; i < len(all); i += 50 {
-		apply(t, s, all[i:i+50], cache.Update{})
+		apply(t, s, all[i:i+50], store.Update{})
 	}
 	cut := all[320].Timestamp
 	n, err := s.Prune(context.Background(), cut)
@@ -323,7 +323,7 @@ func TestPageIsAtomic(t *testing.T) {
 	page := entries(rand.New(rand.NewSource(1)), base, 50, 1<<30)
 	page[40].ID = "boom"
 	cp := base.Add(time.Hour)
-	if _, err := s.Apply(context.Background(), page, cache.Update{SyncedUpTo: cp, Covered: []cache.Interval{{From: base, To: cp}}}); err == nil {
+	if _, err := s.Apply(context.Background(), page, store.Update{SyncedUpTo: cp, Covered: []store.Interval{{From: base, To: cp}}}); err == nil {
 		t.Fatal("want an error")
 	}
 	st, _ := s.State(context.Background())
@@ -332,7 +332,7 @@ func TestPageIsAtomic(t *testing.T) {
 	}
 	checkRollups(t, s)
 	page[40].ID = "fine"
-	if n := apply(t, s, page, cache.Update{SyncedUpTo: cp}); n != 50 {
+	if n := apply(t, s, page, store.Update{SyncedUpTo: cp}); n != 50 {
 		t.Fatalf("inserted %d", n)
 	}
 	if st, _ := s.State(context.Background()); !st.SyncedUpTo.Equal(cp) {
@@ -345,22 +345,22 @@ func TestCoveredIntervalsMerge(t *testing.T) {
 	t.Parallel()
 	s, _ := leading(t, Options{})
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
-	iv := func(a, b int) cache.Interval { return cache.Interval{From: at(a), To: at(b)} }
+	iv := func(a, b int) store.Interval { return store.Interval{From: at(a), To: at(b)} }
 	steps := []struct {
-		add  cache.Interval
-		want []cache.Interval
+		add  store.Interval
+		want []store.Interval
 	}{
-		{iv(100, 200), []cache.Interval{iv(100, 200)}},
-		{iv(300, 400), []cache.Interval{iv(100, 200), iv(300, 400)}},
-		{iv(150, 250), []cache.Interval{iv(100, 250), iv(300, 400)}},
-		{iv(0, 10), []cache.Interval{iv(0, 10), iv(100, 250), iv(300, 400)}},
-		{cache.Interval{From: at(250).Add(time.Nanosecond), To: at(299).Add(time.Second - time.Nanosecond)}, []cache.Interval{iv(0, 10), iv(100, 400)}}, // touching both
-		{iv(5, 500), []cache.Interval{iv(0, 500)}},
-		{iv(600, 600), []cache.Interval{iv(0, 500), iv(600, 600)}},
-		{iv(700, 650), []cache.Interval{iv(0, 500), iv(600, 600)}}, // empty: ignored
+		{iv(100, 200), []store.Interval{iv(100, 200)}},
+		{iv(300, 400), []store.Interval{iv(100, 200), iv(300, 400)}},
+		{iv(150, 250), []store.Interval{iv(100, 250), iv(300, 400)}},
+		{iv(0, 10), []store.Interval{iv(0, 10), iv(100, 250), iv(300, 400)}},
+		{store.Interval{From: at(250).Add(time.Nanosecond), To: at(299).Add(time.Second - time.Nanosecond)}, []store.Interval{iv(0, 10), iv(100, 400)}}, // touching both
+		{iv(5, 500), []store.Interval{iv(0, 500)}},
+		{iv(600, 600), []store.Interval{iv(0, 500), iv(600, 600)}},
+		{iv(700, 650), []store.Interval{iv(0, 500), iv(600, 600)}}, // empty: ignored
 	}
 	for i, step := range steps {
-		apply(t, s, nil, cache.Update{Covered: []cache.Interval{step.add}})
+		apply(t, s, nil, store.Update{Covered: []store.Interval{step.add}})
 		st, err := s.State(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -375,15 +375,15 @@ func TestStateRoundTrip(t *testing.T) {
 	t.Parallel()
 	s, _ := leading(t, Options{})
 	bs, msg, empty := base.Add(-time.Hour), "boom", ""
-	apply(t, s, nil, cache.Update{SyncedUpTo: base, LiveStart: base, BackfillStart: &bs, LastSyncAt: base, LastError: &msg})
-	apply(t, s, nil, cache.Update{LiveStart: base.Add(time.Hour)}) // set once only
+	apply(t, s, nil, store.Update{SyncedUpTo: base, LiveStart: base, BackfillStart: &bs, LastSyncAt: base, LastError: &msg})
+	apply(t, s, nil, store.Update{LiveStart: base.Add(time.Hour)}) // set once only
 	st, err := s.State(context.Background())
 	if err != nil || !st.SyncedUpTo.Equal(base) || !st.LiveStart.Equal(base) || !st.BackfillStart.Equal(bs) ||
 		st.LastError != "boom" || !st.LastSyncAt.Equal(base) {
 		t.Fatalf("%+v %v", st, err)
 	}
 	zero := time.Time{}
-	apply(t, s, nil, cache.Update{LastError: &empty, BackfillStart: &zero})
+	apply(t, s, nil, store.Update{LastError: &empty, BackfillStart: &zero})
 	if st, _ := s.State(context.Background()); st.LastError != "" || !st.BackfillStart.IsZero() || !st.SyncedUpTo.Equal(base) {
 		t.Fatalf("%+v", st)
 	}
@@ -416,7 +416,7 @@ func TestJSONByteIdentical(t *testing.T) {
 		page[i].ActionParameters = json.RawMessage(h)
 		page[i].Raw = json.RawMessage(`{"actionParameters": ` + h + ` , "id":"h"}`)
 	}
-	apply(t, s, page, cache.Update{})
+	apply(t, s, page, store.Update{})
 	for i, h := range hostile {
 		var params, raw string
 		err := s.pool.QueryRow(context.Background(), "SELECT params, raw FROM events WHERE ds = $1 AND id = $2", s.dsID, page[i].ID).Scan(&params, &raw)
@@ -435,7 +435,7 @@ func TestSearchIndex(t *testing.T) {
 	page := entries(rand.New(rand.NewSource(1)), base, 200, 1<<30)
 	page[7].ActionParameters = json.RawMessage(`{"reportName":"Quarterly-Secrets"}`)
 	page[9].UserAgent = "Mozilla/5.0 NeedleBrowser"
-	apply(t, s, page, cache.Update{})
+	apply(t, s, page, store.Update{})
 	ctx := context.Background()
 	find := func(needle string) []string {
 		var ids []string
@@ -492,8 +492,8 @@ func TestConcurrentWritesAndPrunes(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(w)))
 			for i := range 15 {
 				start := base.Add(time.Duration(rng.Intn(48*60)) * time.Minute)
-				cov := cache.Interval{From: start, To: start.Add(time.Hour)}
-				if _, err := s.Apply(ctx, entries(rng, start, 100, 2000), cache.Update{SyncedUpTo: start, Covered: []cache.Interval{cov}}); err != nil {
+				cov := store.Interval{From: start, To: start.Add(time.Hour)}
+				if _, err := s.Apply(ctx, entries(rng, start, 100, 2000), store.Update{SyncedUpTo: start, Covered: []store.Interval{cov}}); err != nil {
 					errs <- fmt.Errorf("writer %d page %d: %w", w, i, err)
 					return
 				}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
-	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store"
 )
 
 // applySQL stores a page and its rollups in one statement: the rows arrive as arrays
@@ -105,7 +105,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx pgx.Tx) error) 
 // already stored (same id, whatever their timestamp) are skipped; inserted counts the new
 // ones. Unlike the SQLite cache, a cancelled ctx rolls the page back (with its checkpoint, so
 // the next sync fetches it again).
-func (s *Store) Apply(ctx context.Context, entries []auditlog.Entry, u cache.Update) (inserted int, err error) {
+func (s *Store) Apply(ctx context.Context, entries []auditlog.Entry, u store.Update) (inserted int, err error) {
 	err = s.write(ctx, "store events", func(tx pgx.Tx) error {
 		inserted = 0
 		if len(entries) > 0 {
@@ -160,9 +160,9 @@ func entryID(e *auditlog.Entry) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// applyState applies u (zero fields leave the stored value alone, as in cache.Update) and
+// applyState applies u (zero fields leave the stored value alone, as in store.Update) and
 // counts the inserted events.
-func applyState(ctx context.Context, tx pgx.Tx, ds int32, inserted int, u cache.Update) error {
+func applyState(ctx context.Context, tx pgx.Tx, ds int32, inserted int, u store.Update) error {
 	var lastErr *string
 	if u.LastError != nil && *u.LastError != "" {
 		lastErr = u.LastError
@@ -210,7 +210,7 @@ func nsTime(v *int64) time.Time {
 
 // addCovered records [from, to] as covered, merging it with every range it overlaps or
 // touches (as the SQLite cache does).
-func addCovered(ctx context.Context, tx pgx.Tx, ds int32, iv cache.Interval) error {
+func addCovered(ctx context.Context, tx pgx.Tx, ds int32, iv store.Interval) error {
 	from, to := iv.From.UnixNano(), iv.To.UnixNano()
 	if to < from {
 		return nil
@@ -233,11 +233,11 @@ func addCovered(ctx context.Context, tx pgx.Tx, ds int32, iv cache.Interval) err
 }
 
 // State reads the stored sync state.
-func (s *Store) State(ctx context.Context) (cache.State, error) {
+func (s *Store) State(ctx context.Context) (store.State, error) {
 	if s.closed.Load() {
-		return cache.State{}, ErrClosed
+		return store.State{}, ErrClosed
 	}
-	var st cache.State
+	var st store.State
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		var synced, live, bstart, last *int64
 		var lastErr *string
@@ -257,13 +257,13 @@ func (s *Store) State(ctx context.Context) (cache.State, error) {
 		}
 		var f, t int64
 		_, err = pgx.ForEachRow(rows, []any{&f, &t}, func() error {
-			st.Covered = append(st.Covered, cache.Interval{From: time.Unix(0, f).UTC(), To: time.Unix(0, t).UTC()})
+			st.Covered = append(st.Covered, store.Interval{From: time.Unix(0, f).UTC(), To: time.Unix(0, t).UTC()})
 			return nil
 		})
 		return err
 	})
 	if err != nil {
-		return cache.State{}, s.db.wrap("read the sync state", err)
+		return store.State{}, s.db.wrap("read the sync state", err)
 	}
 	return st, nil
 }
@@ -311,11 +311,11 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (deleted int, err e
 // Stats reads the event count (a counter kept by every write), the oldest and newest event
 // (from the time index), and the data source's share of the database: the size of the
 // plugin's tables with their indexes, times this data source's share of all events stored.
-func (s *Store) Stats(ctx context.Context) (cache.Stats, error) {
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	if s.closed.Load() {
-		return cache.Stats{}, ErrClosed
+		return store.Stats{}, ErrClosed
 	}
-	var st cache.Stats
+	var st store.Stats
 	var oldest, newest *int64
 	var all, size int64
 	err := s.pool.QueryRow(ctx, `SELECT s.event_count,
@@ -325,7 +325,7 @@ func (s *Store) Stats(ctx context.Context) (cache.Stats, error) {
 				JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $2 AND c.relkind = 'r')::bigint
 		FROM sync_state s WHERE s.ds = $1`, s.dsID, Schema).Scan(&st.Events, &oldest, &newest, &all, &size)
 	if err != nil {
-		return cache.Stats{}, s.db.wrap("read statistics", err)
+		return store.Stats{}, s.db.wrap("read statistics", err)
 	}
 	st.Oldest, st.Newest = nsTime(oldest), nsTime(newest)
 	if all > 0 {
@@ -333,3 +333,7 @@ func (s *Store) Stats(ctx context.Context) (cache.Stats, error) {
 	}
 	return st, nil
 }
+
+// IndexPending does nothing and returns 0: the pg_trgm search index is kept by PostgreSQL as
+// events are stored (the SQLite cache queues them instead).
+func (s *Store) IndexPending(context.Context, int) (int, error) { return 0, nil }
