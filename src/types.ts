@@ -131,6 +131,12 @@ export interface SyncStatus {
   lastError?: string | null;
   backfill?: { from: string; to: string; done: number } | null;
   nextSyncAt?: string | null;
-  cacheFile?: string;
+  cacheFile?: string | null;
   cacheBytes?: number;
+  /** Where the cache lives: the embedded SQLite file, or the PostgreSQL database shared by Grafana's replicas. */
+  backend?: 'sqlite' | 'postgres';
+  /** Whether this Grafana replica syncs the data source (leader) or serves what another one syncs. */
+  role?: 'leader' | 'follower';
+  /** Host name and process id of the replica that syncs, or null when none does. */
+  leader?: string | null;
 }

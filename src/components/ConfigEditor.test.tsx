@@ -199,6 +199,15 @@ describe('sync status', () => {
     expect(screen.getByTestId(selectors.syncStatus.backfill)).toHaveTextContent('35%');
   });
 
+  it('names the syncing replica when the cache is the shared PostgreSQL database', async () => {
+    mockBackend({ ...STATUS, backend: 'postgres', role: 'follower', leader: 'grafana-1:4242', cacheFile: null });
+    render(<ConfigEditor options={settings()} onOptionsChange={jest.fn()} />);
+    expect(await screen.findByTestId(selectors.syncStatus.leader)).toHaveTextContent(
+      'grafana-1:4242 (this replica is the follower)'
+    );
+    expect(screen.getByTestId(selectors.syncStatus.cacheFile)).toHaveTextContent('PostgreSQL, shared by Grafana');
+  });
+
   it('says when the backfill is complete and hides it when there is none', async () => {
     mockBackend({ ...STATUS, state: 'idle', lastError: null, backfill: { ...STATUS.backfill!, done: 1 } });
     const { unmount } = render(<ConfigEditor options={settings()} onOptionsChange={jest.fn()} />);

@@ -148,11 +148,28 @@ export function SyncStatusPanel({ uid, refreshMs = SYNC_STATUS_REFRESH_MS }: Pro
                   </dd>
                 </>
               )}
-              <dt>Cache file</dt>
-              <dd data-testid={selectors.syncStatus.cacheFile}>
-                <code>{status.cacheFile ?? '—'}</code>{' '}
-                {status.cacheBytes !== undefined && `(${formatBytes(status.cacheBytes)})`}
-              </dd>
+              {status.backend === 'postgres' ? (
+                <>
+                  <dt>Cache</dt>
+                  <dd data-testid={selectors.syncStatus.cacheFile}>
+                    PostgreSQL, shared by Grafana&apos;s replicas{' '}
+                    {status.cacheBytes !== undefined && `(${formatBytes(status.cacheBytes)})`}
+                  </dd>
+                  <dt>Syncing replica</dt>
+                  <dd data-testid={selectors.syncStatus.leader}>
+                    {status.leader ?? 'none at the moment'}
+                    {status.role && ` (this replica is the ${status.role})`}
+                  </dd>
+                </>
+              ) : (
+                <>
+                  <dt>Cache file</dt>
+                  <dd data-testid={selectors.syncStatus.cacheFile}>
+                    <code>{status.cacheFile ?? '—'}</code>{' '}
+                    {status.cacheBytes !== undefined && `(${formatBytes(status.cacheBytes)})`}
+                  </dd>
+                </>
+              )}
             </dl>
           )}
           {status?.lastError && (

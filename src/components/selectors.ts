@@ -20,6 +20,7 @@ export const selectors = {
     syncedUpTo: 'wiz-sync-status-synced-up-to',
     lastError: 'wiz-sync-status-last-error',
     cacheFile: 'wiz-sync-status-cache-file',
+    leader: 'wiz-sync-status-leader',
     backfill: 'wiz-sync-status-backfill',
     loadError: 'wiz-sync-status-load-error',
     syncNow: 'wiz-sync-status-sync-now',
