@@ -112,7 +112,7 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 	if err != nil {
 		return fmt.Errorf("the cache file %s could not be opened: %w", file, err)
 	}
-	d.engine = query.NewEngineFunc(d.cache.ReadDB) // follows the pool when a read-only cache takes over writing
+	d.engine = query.NewEngine(d.cache)
 	d.syncer = syncer.New(d.cache, d.client, syncer.Config{
 		DatasourceUID: dsi.UID,
 		PollInterval:  d.settings.PollInterval,

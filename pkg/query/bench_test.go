@@ -322,7 +322,7 @@ func BenchmarkQuery(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			c := benchCache(b, n)
-			e := NewEngineFunc(c.ReadDB)
+			e := NewEngine(c)
 			f := Freshness{SyncedUpTo: benchEnd}
 			for _, bq := range benchQueries {
 				b.Run(bq.name, func(b *testing.B) {
