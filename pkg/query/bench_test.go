@@ -324,29 +324,7 @@ func BenchmarkQuery(b *testing.B) {
 			c := benchCache(b, n)
 			e := NewEngine(c)
 			f := Freshness{SyncedUpTo: benchEnd}
-			for _, bq := range benchQueries {
-				b.Run(bq.name, func(b *testing.B) {
-					r := bq.request(b, benchEnd)
-					if _, err := e.Run(context.Background(), r, f); err != nil { // warm
-						b.Fatal(err)
-					}
-					lat := make([]time.Duration, 0, b.N)
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						t0 := time.Now()
-						frames, err := e.Run(context.Background(), r, f)
-						if err != nil {
-							b.Fatal(err)
-						}
-						lat = append(lat, time.Since(t0))
-						if i == 0 && bq.name == "search-rare-30d" && frames[0].Rows() == 0 {
-							b.Fatal("search found nothing")
-						}
-					}
-					b.StopTimer()
-					reportLatencies(b, lat)
-				})
-			}
+			runBenchQueries(b, e, f)
 			for _, mix := range []int{4, 3} {
 				name := "concurrent-8-with-writer"
 				if mix == 3 {
@@ -354,6 +332,33 @@ func BenchmarkQuery(b *testing.B) {
 				}
 				b.Run(name, func(b *testing.B) { benchConcurrent(b, c, e, f, mix) })
 			}
+		})
+	}
+}
+
+// runBenchQueries runs each of benchQueries as a sub-benchmark.
+func runBenchQueries(b *testing.B, e *Engine, f Freshness) {
+	for _, bq := range benchQueries {
+		b.Run(bq.name, func(b *testing.B) {
+			r := bq.request(b, benchEnd)
+			if _, err := e.Run(context.Background(), r, f); err != nil { // warm
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				frames, err := e.Run(context.Background(), r, f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				if i == 0 && bq.name == "search-rare-30d" && frames[0].Rows() == 0 {
+					b.Fatal("search found nothing")
+				}
+			}
+			b.StopTimer()
+			reportLatencies(b, lat)
 		})
 	}
 }
