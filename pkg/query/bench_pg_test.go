@@ -30,19 +30,10 @@ func BenchmarkQueryPostgres(b *testing.B) {
 				b.Fatalf("TryLead: %v, %v", ok, err)
 			}
 			start := time.Now()
-			g := benchGen{s: uint64(n)}
-			step := benchSpan / time.Duration(n)
-			page := make([]auditlog.Entry, 0, 5000)
-			for i := 0; i < n; i++ {
-				ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
-				page = append(page, g.entry(i, ts, i%(n/8) == 17))
-				if len(page) == cap(page) || i == n-1 {
-					if _, err := s.Apply(ctx, page, cache.Update{SyncedUpTo: benchEnd}); err != nil {
-						b.Fatal(err)
-					}
-					page = page[:0]
-				}
-			}
+			benchPages(b, n, func(page []auditlog.Entry) error {
+				_, err := s.Apply(ctx, page, cache.Update{SyncedUpTo: benchEnd})
+				return err
+			})
 			if _, err := s.Pool().Exec(ctx, "VACUUM ANALYZE"); err != nil {
 				b.Fatal(err)
 			}

@@ -185,19 +185,10 @@ func benchCache(b *testing.B, n int) *cache.Cache {
 		if err != nil {
 			b.Fatal(err)
 		}
-		g := benchGen{s: uint64(n)}
-		step := benchSpan / time.Duration(n)
-		page := make([]auditlog.Entry, 0, 5000)
-		for i := 0; i < n; i++ {
-			ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
-			page = append(page, g.entry(i, ts, i%(n/8) == 17))
-			if len(page) == cap(page) || i == n-1 {
-				if _, err := c.InsertPage(page); err != nil {
-					b.Fatal(err)
-				}
-				page = page[:0]
-			}
-		}
+		benchPages(b, n, func(page []auditlog.Entry) error {
+			_, err := c.InsertPage(page)
+			return err
+		})
 		if err := c.SetState(cache.Update{SyncedUpTo: benchEnd}); err != nil {
 			b.Fatal(err)
 		}
@@ -219,6 +210,24 @@ func benchCache(b *testing.B, n int) *cache.Cache {
 	// The concurrent runs' writer adds events; index them as the syncer would have.
 	indexAll(b, c)
 	return c
+}
+
+// benchPages generates a benchmark store's n events, spread evenly over the 30 days before
+// benchEnd, and passes them to store in pages of 5,000.
+func benchPages(b *testing.B, n int, store func([]auditlog.Entry) error) {
+	g := benchGen{s: uint64(n)}
+	step := benchSpan / time.Duration(n)
+	page := make([]auditlog.Entry, 0, 5000)
+	for i := 0; i < n; i++ {
+		ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
+		page = append(page, g.entry(i, ts, i%(n/8) == 17))
+		if len(page) == cap(page) || i == n-1 {
+			if err := store(page); err != nil {
+				b.Fatal(err)
+			}
+			page = page[:0]
+		}
+	}
 }
 
 // adoptOlderBenchCache takes over a complete cache file of n events built by an older schema

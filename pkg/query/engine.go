@@ -66,7 +66,7 @@ func NewEngine(s Store) *Engine {
 }
 
 // Run answers one query. A *Error is the user's mistake (a bad time range); any other error
-// is the cache's or the plugin's. The frames carry freshness notices (see Freshness).
+// is the store's or the plugin's. The frames carry freshness notices (see Freshness).
 func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, error) {
 	q := r.Query
 	if q.Type == "" {
