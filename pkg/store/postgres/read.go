@@ -105,18 +105,46 @@ func (w *pgWhere) search(s string) {
 	w.conds = append(w.conds, "search LIKE "+w.arg("%"+esc+"%"))
 }
 
-// Events: see query.Store.
+// searchWindow is how many of the newest events of the range a search looks at first (see
+// Events).
+const searchWindow = 10_000
+
+// Events: see query.Store. A search for a common needle is answered among the newest events
+// of the range: when searchWindow of them (in the answer's order) hold limit matches, those
+// are the answer. Otherwise the trigram index finds the matches (the planner, not knowing how
+// common a needle is, would also take that path for a common one, and sort most of the range).
 func (s *Store) Events(ctx context.Context, f read.Filter, from, to time.Time, limit int, withRaw bool) ([]read.Event, error) {
-	w := newWhere(s.dsID)
-	w.timeRange(from, to)
-	w.filters(f, "")
+	if f.Search != "" {
+		out, err := s.events(ctx, f, from, to, limit, withRaw, searchWindow)
+		if err != nil || len(out) == limit {
+			return out, err
+		}
+	}
+	return s.events(ctx, f, from, to, limit, withRaw, 0)
+}
+
+// events reads the answer of Events from the newest window events of the range (0: all).
+func (s *Store) events(ctx context.Context, f read.Filter, from, to time.Time, limit int, withRaw bool, window int) ([]read.Event, error) {
+	const order = ` ORDER BY ts DESC, id COLLATE "C" DESC`
+	cols := `id, request_id, action, status, principal, principal_id, principal_type, source_ip, user_agent, ts, `
 	rawCol := "''"
 	if withRaw {
 		rawCol = "raw"
 	}
-	stmt := `SELECT id, request_id, action, status, principal, principal_id, principal_type,
-		source_ip, user_agent, ts, ` + rawCol + ` FROM events WHERE ` + w.sql() + `
-		ORDER BY ts DESC, id COLLATE "C" DESC LIMIT ` + w.arg(limit)
+	w := newWhere(s.dsID)
+	w.timeRange(from, to)
+	table := "events"
+	if window > 0 {
+		table = `(SELECT ` + cols + `search, ` + rawCol + ` AS raw FROM events WHERE ` + w.sql() + order +
+			` LIMIT ` + w.arg(window) + `) AS recent`
+		w.conds, rawCol = nil, "raw"
+	}
+	w.filters(f, "")
+	where := ""
+	if len(w.conds) > 0 {
+		where = ` WHERE ` + w.sql()
+	}
+	stmt := `SELECT ` + cols + rawCol + ` FROM ` + table + where + order + ` LIMIT ` + w.arg(limit)
 	out := make([]read.Event, 0, min(limit, 1024))
 	var ev read.Event
 	var raw string

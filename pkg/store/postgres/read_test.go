@@ -98,3 +98,46 @@ func TestSearchIndex(t *testing.T) {
 		}
 	}
 }
+
+// A search answers alike whether the newest events of the range hold enough matches (the
+// window) or the index finds them: the window's answer is only taken when it is complete.
+func TestSearchWindow(t *testing.T) {
+	t.Parallel()
+	s, _ := leading(t, Options{})
+	page := entries(rand.New(rand.NewSource(2)), base, 600, 1<<30)
+	apply(t, s, page, cache.Update{})
+	ctx := context.Background()
+	from, to := base, base.Add(24*time.Hour)
+	ids := func(evs []read.Event) string {
+		var b strings.Builder
+		for _, e := range evs {
+			fmt.Fprintf(&b, "%s@%d ", e.ID, e.TS)
+		}
+		return b.String()
+	}
+	for _, needle := range []string{"svc-1", "global_admin", "agent/2", "e-1"} {
+		for _, limit := range []int{1, 7, 50, 1000} {
+			f := read.Filter{Search: needle}
+			all, err := s.events(ctx, f, from, to, limit, true, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Events(ctx, f, from, to, limit, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ids(got) != ids(all) {
+				t.Errorf("search %q, limit %d: %s, want %s", needle, limit, ids(got), ids(all))
+			}
+			for _, window := range []int{1, 20, 100} {
+				part, err := s.events(ctx, f, from, to, limit, true, window)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(part) == limit && ids(part) != ids(all) {
+					t.Errorf("search %q, limit %d, window %d: %s, want %s", needle, limit, window, ids(part), ids(all))
+				}
+			}
+		}
+	}
+}
