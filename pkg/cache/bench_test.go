@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// BenchmarkIngest measures InsertPage with decoded pages of 500 realistic entries (one op is
+// BenchmarkIngest measures Apply with decoded pages of 500 realistic entries (one op is
 // one page), and reports events/s and the bytes on disk per event next to the raw JSON size.
 func BenchmarkIngest(b *testing.B) {
 	const pageSize = 500

@@ -174,7 +174,7 @@ func (d *Datasource) start(ctx context.Context, dsi backend.DataSourceInstanceSe
 			}
 			return msgs
 		},
-		engine: query.NewEngineFunc(c.ReadDB), // follows the pool when a read-only cache takes over writing
+		engine: query.NewEngine(c),
 	}, dsi.UID)
 	return nil
 }
@@ -190,7 +190,7 @@ func (d *Datasource) openPostgres(ctx context.Context, databaseURL string, orgID
 			d.mu.Unlock()
 			return err
 		}
-		d.begin(&running{store: st, close: st.Close, notices: st.Notices}, uid)
+		d.begin(&running{store: st, close: st.Close, notices: st.Notices, engine: query.NewEngine(st)}, uid)
 		return nil
 	}
 	err := open(ctx)

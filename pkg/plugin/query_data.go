@@ -19,9 +19,6 @@ const minStaleAfter = 5 * time.Minute
 func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataRequest) (*backend.QueryDataResponse, error) {
 	resp := backend.NewQueryDataResponse()
 	run, err := d.current()
-	if err == nil && run.engine == nil {
-		err = errNoReader
-	}
 	if err != nil {
 		for _, q := range req.Queries {
 			resp.Responses[q.RefID] = backend.ErrDataResponseWithSource(backend.StatusBadRequest, backend.ErrorSourceDownstream, err.Error())
@@ -35,9 +32,6 @@ func (d *Datasource) QueryData(ctx context.Context, req *backend.QueryDataReques
 	}
 	return resp, nil
 }
-
-// errNoReader: the query engine does not read from PostgreSQL in this build yet.
-var errNoReader = errors.New("queries are not available on the PostgreSQL backend in this build")
 
 func (d *Datasource) query(ctx context.Context, engine *query.Engine, dq backend.DataQuery, st syncer.Status, fromAlert bool) backend.DataResponse {
 	q, err := query.Parse(dq.JSON)

@@ -98,9 +98,6 @@ func (d *Datasource) handleRun(w http.ResponseWriter, r *http.Request) {
 
 func (d *Datasource) handleValues(w http.ResponseWriter, r *http.Request) {
 	run, err := d.current()
-	if err == nil && run.engine == nil {
-		err = errNoReader
-	}
 	if err != nil {
 		writeError(w, http.StatusConflict, err.Error())
 		return

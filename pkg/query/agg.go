@@ -2,12 +2,12 @@ package query
 
 import (
 	"context"
-	"database/sql"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+
+	"github.com/seed/wizauditlogs/pkg/query/read"
 )
 
 // MaxBuckets is the hard cap on the buckets of one time series: a range never yields more,
@@ -77,7 +77,7 @@ func buckets(from, to time.Time, iv time.Duration) int64 {
 // groupCounts is a count per (bucket, group value).
 type groupCounts map[string]map[int64]int64
 
-func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
+func (e *Engine) timeSeries(ctx context.Context, q *Query, r Request) (data.Frames, error) {
 	iv := BucketInterval(r.From, r.To, r.Interval, r.MaxDataPoints)
 	first := bucketStart(r.From, iv)
 	n := int((bucketStart(r.To, iv)-first)/int64(iv)) + 1
@@ -88,7 +88,7 @@ func (e *Engine) timeSeries(ctx context.Context, db *sql.DB, q *Query, r Request
 		c.GroupBy = FieldStatus
 		cq = &c
 	}
-	counts, err := e.bucketCounts(ctx, db, cq, r, first, iv)
+	counts, err := e.bucketCounts(ctx, cq, r, first, iv)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +173,9 @@ func byLevel(byStatus groupCounts) groupCounts {
 
 // bucketCounts counts the matching events of [r.From, r.To] per bucket index (from first, iv
 // wide) and per groupBy value ("" for all when there is no groupBy).
-func (e *Engine) bucketCounts(ctx context.Context, db *sql.DB, q *Query, r Request, first int64, iv time.Duration) (groupCounts, error) {
+func (e *Engine) bucketCounts(ctx context.Context, q *Query, r Request, first int64, iv time.Duration) (groupCounts, error) {
 	out := groupCounts{}
-	err := e.countBy(ctx, db, q, r, first, iv, func(v string, b, k int64) {
+	err := e.store.Counts(ctx, q.filter(""), r.From, r.To, q.GroupBy, read.Buckets{First: first, Width: int64(iv)}, func(v string, b, k int64) {
 		m := out[v]
 		if m == nil {
 			m = map[int64]int64{}
@@ -186,82 +186,15 @@ func (e *Engine) bucketCounts(ctx context.Context, db *sql.DB, q *Query, r Reque
 	return out, err
 }
 
-// countBy counts the matching events of [r.From, r.To] by bucket (iv wide from first; all in
-// bucket 0 when iv is 0) and groupBy value, from the hourly rollup where it can answer and
-// from the events themselves otherwise (and for the partial hours at both ends).
-func (e *Engine) countBy(ctx context.Context, db *sql.DB, q *Query, r Request, first int64, iv time.Duration, add func(v string, b, k int64)) error {
-	groupCol := "''"
-	if q.GroupBy != "" {
-		groupCol = fieldColumns[q.GroupBy]
-	}
-	bucketExpr := func(tsExpr string) (string, []any) {
-		if iv == 0 {
-			return "0", nil
-		}
-		return "(" + tsExpr + " - ?) / ?", []any{first, int64(iv)}
-	}
-	rawCount := func(from, to time.Time) error {
-		var w where
-		w.timeRange(from, to)
-		w.filters(q, filterOpts{})
-		be, bargs := bucketExpr("ts")
-		stmt := `SELECT ` + be + `, ` + groupCol + `, count(*) FROM ` + w.from() + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
-		return scanCounts(ctx, db, stmt, append(bargs, w.args...), add)
-	}
-	plan, err := e.rollupPlan(ctx, db, q, r, iv)
-	if err != nil {
-		return err
-	}
-	if plan == nil {
-		return rawCount(r.From, r.To)
-	}
-	for _, seg := range plan.segments {
-		var w where
-		w.add(seg.unitExpr+" >= ? AND "+seg.unitExpr+" < ?", seg.from, seg.to)
-		w.filters(q, filterOpts{})
-		be, bargs := bucketExpr(seg.unitExpr + " * " + strconv.FormatInt(seg.unit, 10))
-		stmt := `SELECT ` + be + `, ` + groupCol + `, sum(n) FROM ` + seg.table + ` WHERE ` + w.sql() + ` GROUP BY 1, 2`
-		if err := scanCounts(ctx, db, stmt, append(bargs, w.args...), add); err != nil {
-			return err
-		}
-	}
-	for _, edge := range plan.edges {
-		if err := rawCount(edge[0], edge[1]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func scanCounts(ctx context.Context, db *sql.DB, stmt string, args []any, add func(v string, b, k int64)) error {
-	rows, err := db.QueryContext(ctx, stmt, args...)
-	if err != nil {
-		return queryErr("count events", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b, k int64
-		var v string
-		if err := rows.Scan(&b, &v, &k); err != nil {
-			return queryErr("count events", err)
-		}
-		add(v, b, k)
-	}
-	if err := rows.Err(); err != nil {
-		return queryErr("count events", err)
-	}
-	return nil
-}
-
 // topCount is one row of a top query.
 type topCount struct {
 	value string
 	count int64
 }
 
-func (e *Engine) top(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
+func (e *Engine) top(ctx context.Context, q *Query, r Request) (data.Frames, error) {
 	counts := map[string]int64{}
-	if err := e.countBy(ctx, db, q, r, 0, 0, func(v string, _, k int64) { counts[v] += k }); err != nil {
+	if err := e.store.Counts(ctx, q.filter(""), r.From, r.To, q.GroupBy, read.Buckets{}, func(v string, _, k int64) { counts[v] += k }); err != nil {
 		return nil, err
 	}
 	all := make([]topCount, 0, len(counts))

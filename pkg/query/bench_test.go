@@ -186,19 +186,10 @@ func benchCache(b *testing.B, n int) *cache.Cache {
 		if err != nil {
 			b.Fatal(err)
 		}
-		g := benchGen{s: uint64(n)}
-		step := benchSpan / time.Duration(n)
-		page := make([]auditlog.Entry, 0, 5000)
-		for i := 0; i < n; i++ {
-			ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
-			page = append(page, g.entry(i, ts, i%(n/8) == 17))
-			if len(page) == cap(page) || i == n-1 {
-				if _, err := c.Apply(context.Background(), page, store.Update{}); err != nil {
-					b.Fatal(err)
-				}
-				page = page[:0]
-			}
-		}
+		benchPages(b, n, func(page []auditlog.Entry) error {
+			_, err := c.Apply(context.Background(), page, store.Update{})
+			return err
+		})
 		if _, err := c.Apply(context.Background(), nil, store.Update{SyncedUpTo: benchEnd}); err != nil {
 			b.Fatal(err)
 		}
@@ -220,6 +211,24 @@ func benchCache(b *testing.B, n int) *cache.Cache {
 	// The concurrent runs' writer adds events; index them as the syncer would have.
 	indexAll(b, c)
 	return c
+}
+
+// benchPages generates a benchmark store's n events, spread evenly over the 30 days before
+// benchEnd, and passes them to store in pages of 5,000.
+func benchPages(b *testing.B, n int, store func([]auditlog.Entry) error) {
+	g := benchGen{s: uint64(n)}
+	step := benchSpan / time.Duration(n)
+	page := make([]auditlog.Entry, 0, 5000)
+	for i := 0; i < n; i++ {
+		ts := benchEnd.Add(-benchSpan + time.Duration(i)*step).Truncate(time.Microsecond)
+		page = append(page, g.entry(i, ts, i%(n/8) == 17))
+		if len(page) == cap(page) || i == n-1 {
+			if err := store(page); err != nil {
+				b.Fatal(err)
+			}
+			page = page[:0]
+		}
+	}
 }
 
 // adoptOlderBenchCache takes over a complete cache file of n events built by an older schema
@@ -323,31 +332,9 @@ func BenchmarkQuery(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
 			c := benchCache(b, n)
-			e := NewEngineFunc(c.ReadDB)
+			e := NewEngine(c)
 			f := Freshness{SyncedUpTo: benchEnd}
-			for _, bq := range benchQueries {
-				b.Run(bq.name, func(b *testing.B) {
-					r := bq.request(b, benchEnd)
-					if _, err := e.Run(context.Background(), r, f); err != nil { // warm
-						b.Fatal(err)
-					}
-					lat := make([]time.Duration, 0, b.N)
-					b.ResetTimer()
-					for i := 0; i < b.N; i++ {
-						t0 := time.Now()
-						frames, err := e.Run(context.Background(), r, f)
-						if err != nil {
-							b.Fatal(err)
-						}
-						lat = append(lat, time.Since(t0))
-						if i == 0 && bq.name == "search-rare-30d" && frames[0].Rows() == 0 {
-							b.Fatal("search found nothing")
-						}
-					}
-					b.StopTimer()
-					reportLatencies(b, lat)
-				})
-			}
+			runBenchQueries(b, e, f)
 			for _, mix := range []int{4, 3} {
 				name := "concurrent-8-with-writer"
 				if mix == 3 {
@@ -355,6 +342,33 @@ func BenchmarkQuery(b *testing.B) {
 				}
 				b.Run(name, func(b *testing.B) { benchConcurrent(b, c, e, f, mix) })
 			}
+		})
+	}
+}
+
+// runBenchQueries runs each of benchQueries as a sub-benchmark.
+func runBenchQueries(b *testing.B, e *Engine, f Freshness) {
+	for _, bq := range benchQueries {
+		b.Run(bq.name, func(b *testing.B) {
+			r := bq.request(b, benchEnd)
+			if _, err := e.Run(context.Background(), r, f); err != nil { // warm
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				frames, err := e.Run(context.Background(), r, f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+				if i == 0 && bq.name == "search-rare-30d" && frames[0].Rows() == 0 {
+					b.Fatal("search found nothing")
+				}
+			}
+			b.StopTimer()
+			reportLatencies(b, lat)
 		})
 	}
 }

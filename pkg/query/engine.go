@@ -2,13 +2,11 @@ package query
 
 import (
 	"context"
-	"database/sql"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+
+	"github.com/seed/wizauditlogs/pkg/query/read"
 )
 
 // Request is one query with what Grafana sends along with it.
@@ -33,41 +31,42 @@ type Freshness struct {
 	StaleAfter time.Duration
 }
 
-// Engine runs queries against a cache's read-only pool. It is safe for concurrent use.
+// Store is what the engine reads: typed reads whose filters the engine has resolved to plain
+// value lists (see read.Filter). A store answers each from whatever it keeps (rollup tables,
+// indexes, the events), always exactly; the engine never sees its schema. The SQLite cache
+// and the PostgreSQL store implement it. A read of a closed store fails.
+type Store interface {
+	// Events returns the events of [from, to] that match f, newest first (ties by id,
+	// descending, so pages are stable), at most limit; Raw only when withRaw.
+	Events(ctx context.Context, f read.Filter, from, to time.Time, limit int, withRaw bool) ([]read.Event, error)
+	// Counts calls add with the number of events of [from, to] matching f per bucket index
+	// and groupBy value ("" for all when groupBy is ""), possibly several times for one pair
+	// (the sums count).
+	Counts(ctx context.Context, f read.Filter, from, to time.Time, groupBy string, b read.Buckets, add func(group string, bucket, n int64)) error
+	// Values lists the distinct non-empty values of field among the events matching f (all
+	// time), sorted, those starting with prefix (ASCII-case-insensitive), at most limit.
+	Values(ctx context.Context, field string, f read.Filter, prefix string, limit int) ([]string, error)
+	// Distinct lists every value of field, the empty one included, in any order.
+	Distinct(ctx context.Context, field string) ([]string, error)
+	// NewTerms lists the combinations of fields' values among the events matching f whose
+	// earliest event in [since, to] is in [from, to], with their first sight and count in
+	// [from, to]: newest first sight first, then by the values; at most limit.
+	NewTerms(ctx context.Context, fields []string, f read.Filter, since, from, to time.Time, limit int) ([]read.Term, error)
+}
+
+// Engine runs queries against a Store. It is safe for concurrent use.
 type Engine struct {
-	db      func() *sql.DB
-	now     func() time.Time
-	schemas sync.Map // *sql.DB → rollupSchema
-
-	noRollup            bool // tests: read the events table only
-	noSearchIndex       bool // tests: search by scanning, never through the search index
-	maxSearchCandidates int  // 0: DefaultMaxSearchCandidates
+	store Store
+	now   func() time.Time
 }
 
-// NewEngine returns an engine reading from db.
-func NewEngine(db *sql.DB) *Engine {
-	return NewEngineFunc(func() *sql.DB { return db })
-}
-
-// NewEngineFunc returns an engine that asks db for the pool on every query, so that it
-// follows a cache whose read pool is replaced (cache.(*Cache).ReadDB after TryPromote).
-func NewEngineFunc(db func() *sql.DB) *Engine {
-	return &Engine{db: db, now: time.Now}
-}
-
-// ErrNoCache is returned when the engine has no database to read (the cache is closed).
-var ErrNoCache = errors.New("the cache is not open")
-
-func (e *Engine) pool() (*sql.DB, error) {
-	db := e.db()
-	if db == nil {
-		return nil, ErrNoCache
-	}
-	return db, nil
+// NewEngine returns an engine reading from s.
+func NewEngine(s Store) *Engine {
+	return &Engine{store: s, now: time.Now}
 }
 
 // Run answers one query. A *Error is the user's mistake (a bad time range); any other error
-// is the cache's or the plugin's. The frames carry freshness notices (see Freshness).
+// is the store's or the plugin's. The frames carry freshness notices (see Freshness).
 func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, error) {
 	q := r.Query
 	if q.Type == "" {
@@ -85,28 +84,25 @@ func (e *Engine) Run(ctx context.Context, r Request, f Freshness) (data.Frames, 
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
-	db, err := e.pool()
-	if err != nil {
-		return nil, err
-	}
-	if err := e.prepare(ctx, db, &q); err != nil {
+	if err := e.resolve(ctx, &q); err != nil {
 		return nil, err
 	}
 	var frames data.Frames
+	var err error
 	switch q.Type {
 	case TypeLogs:
-		frames, err = e.logs(ctx, db, &q, r)
+		frames, err = e.logs(ctx, &q, r)
 	case TypeTable:
-		frames, err = e.table(ctx, db, &q, r)
+		frames, err = e.table(ctx, &q, r)
 	case TypeTimeSeries:
-		frames, err = e.timeSeries(ctx, db, &q, r)
+		frames, err = e.timeSeries(ctx, &q, r)
 	case TypeTop:
-		frames, err = e.top(ctx, db, &q, r)
+		frames, err = e.top(ctx, &q, r)
 	case TypeNewTerms:
-		frames, err = e.newTerms(ctx, db, &q, r)
+		frames, err = e.newTerms(ctx, &q, r)
 	case TypeValues:
 		var vals []string
-		vals, err = e.values(ctx, db, q.Field, "", q.Limit, &q)
+		vals, err = e.store.Values(ctx, q.Field, q.filter(q.Field), "", q.Limit)
 		if err == nil {
 			frames = data.Frames{valuesFrame(r.RefID, vals)}
 		}
@@ -141,22 +137,10 @@ func (e *Engine) Values(ctx context.Context, field, prefix string, limit int, fi
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
-	db, err := e.pool()
-	if err != nil {
+	if err := e.resolve(ctx, &q); err != nil {
 		return nil, err
 	}
-	if err := e.prepare(ctx, db, &q); err != nil {
-		return nil, err
-	}
-	return e.values(ctx, db, field, prefix, limit, &q)
-}
-
-// prepare reads what q's statements need once: the search candidates and the resolved filters.
-func (e *Engine) prepare(ctx context.Context, db *sql.DB, q *Query) error {
-	if err := e.planSearch(ctx, db, q); err != nil {
-		return err
-	}
-	return e.resolve(ctx, db, q)
+	return e.store.Values(ctx, field, q.filter(field), prefix, limit)
 }
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -170,10 +154,4 @@ func joinFields() string {
 		s += f
 	}
 	return s
-}
-
-// queryErr wraps a database error with what was being done, keeping context errors visible
-// to errors.Is.
-func queryErr(what string, err error) error {
-	return fmt.Errorf("%s: %w", what, err)
 }

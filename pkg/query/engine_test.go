@@ -10,16 +10,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seed/wizauditlogs/pkg/cache"
 )
 
-// engines returns the engine as shipped and one that never uses the rollup tables, so every
-// counting check covers both paths. The first reads the cache whose search index is complete,
-// the second the one where half the events still wait in the queue, so every search check
-// covers both too.
+// engines returns the engines as shipped (SQLite, PostgreSQL) and one on SQLite that never
+// uses the rollup tables, so every counting check covers both paths. The first reads the
+// cache whose search index is complete, the third the one where half the events still wait in
+// the queue, so every search check covers both too.
 func engines(f *fixture) map[string]*Engine {
-	raw := NewEngine(f.partial.ReadDB())
-	raw.noRollup = true
-	return map[string]*Engine{"rollup": NewEngine(f.cache.ReadDB()), "events-partial-index": raw}
+	es := backends(f)
+	es["sqlite-events-partial-index"] = NewEngine(f.partial.Reader(cache.ReadOptions{NoRollup: true}))
+	return es
+}
+
+// tablesRead runs q over [rangeFrom, rangeTo] on the full cache and returns the tables its
+// statements read, in order.
+func tablesRead(t *testing.T, f *fixture, js string, iv time.Duration) string {
+	t.Helper()
+	var tables []string
+	e := NewEngine(f.cache.Reader(cache.ReadOptions{Trace: func(table string) { tables = append(tables, table) }}))
+	r := Request{Query: mustParse(t, js), From: rangeFrom, To: rangeTo, Interval: iv, MaxDataPoints: 100000}
+	if _, err := e.Run(context.Background(), r, fresh); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(tables, ",")
 }
 
 var (
@@ -132,43 +147,46 @@ func checkLogsAndTable(t *testing.T, f *fixture, e *Engine, fc string) {
 func TestLogLine(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	q := mustParse(t, `{"principals":["MetronLabs"]}`)
-	frames, err := e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr := frames[0]
-	want := []struct{ body, sev, labels string }{
-		{`Login SUCCESS by MetronLabs (service account) from 2001:db8::7`, "info",
-			`{"action":"Login","status":"SUCCESS","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"2001:db8::7","userAgent":"curl/8.0","requestId":"req-odd-1"}`},
-		{`Login FAILED by MetronLabs (service account) from ::ffff:10.1.2.3`, "error",
-			`{"action":"Login","status":"FAILED","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"::ffff:10.1.2.3","userAgent":"Agent \"quoted\" \u003cb\u003e","requestId":"req-odd-2"}`},
-	}
-	if fr.Rows() != len(want) {
-		t.Fatalf("rows = %d, want %d", fr.Rows(), len(want))
-	}
-	for i, w := range want {
-		if got := fr.Fields[1].At(i); got != w.body {
-			t.Errorf("body %d = %q, want %q", i, got, w.body)
-		}
-		if got := fr.Fields[2].At(i); got != w.sev {
-			t.Errorf("severity %d = %q, want %q", i, got, w.sev)
-		}
-		if got := string(fr.Fields[4].At(i).(json.RawMessage)); got != w.labels {
-			t.Errorf("labels %d = %s, want %s", i, got, w.labels)
-		}
-	}
-	q = mustParse(t, `{"principalType":"user","statuses":["ACCESS_DENIED"],"actions":["UpdateUser"],"search":"odd-3"}`)
-	frames, err = e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := frames[0].Fields[1].At(0); got != "UpdateUser ACCESS_DENIED by Robert'); DROP TABLE events;-- (user) from not-an-ip" {
-		t.Errorf("body = %q", got)
-	}
-	if got := frames[0].Fields[2].At(0); got != "warning" {
-		t.Errorf("severity = %q", got)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			q := mustParse(t, `{"principals":["MetronLabs"]}`)
+			frames, err := e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr := frames[0]
+			want := []struct{ body, sev, labels string }{
+				{`Login SUCCESS by MetronLabs (service account) from 2001:db8::7`, "info",
+					`{"action":"Login","status":"SUCCESS","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"2001:db8::7","userAgent":"curl/8.0","requestId":"req-odd-1"}`},
+				{`Login FAILED by MetronLabs (service account) from ::ffff:10.1.2.3`, "error",
+					`{"action":"Login","status":"FAILED","principal":"MetronLabs","principalType":"serviceAccount","sourceIp":"::ffff:10.1.2.3","userAgent":"Agent \"quoted\" \u003cb\u003e","requestId":"req-odd-2"}`},
+			}
+			if fr.Rows() != len(want) {
+				t.Fatalf("rows = %d, want %d", fr.Rows(), len(want))
+			}
+			for i, w := range want {
+				if got := fr.Fields[1].At(i); got != w.body {
+					t.Errorf("body %d = %q, want %q", i, got, w.body)
+				}
+				if got := fr.Fields[2].At(i); got != w.sev {
+					t.Errorf("severity %d = %q, want %q", i, got, w.sev)
+				}
+				if got := string(fr.Fields[4].At(i).(json.RawMessage)); got != w.labels {
+					t.Errorf("labels %d = %s, want %s", i, got, w.labels)
+				}
+			}
+			q = mustParse(t, `{"principalType":"user","statuses":["ACCESS_DENIED"],"actions":["UpdateUser"],"search":"odd-3"}`)
+			frames, err = e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-6 * time.Hour), To: fixEnd}, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := frames[0].Fields[1].At(0); got != "UpdateUser ACCESS_DENIED by Robert'); DROP TABLE events;-- (user) from not-an-ip" {
+				t.Errorf("body = %q", got)
+			}
+			if got := frames[0].Fields[2].At(0); got != "warning" {
+				t.Errorf("severity = %q", got)
+			}
+		})
 	}
 }
 
@@ -371,42 +389,26 @@ func TestValuesMatchModel(t *testing.T) {
 func TestRollupPlan(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	db := f.cache.ReadDB()
-	tables := func(js string, iv time.Duration) string {
-		q := mustParse(t, js)
-		if err := e.resolve(context.Background(), db, &q); err != nil {
-			t.Fatal(err)
-		}
-		p, err := e.rollupPlan(context.Background(), db, &q, Request{From: rangeFrom, To: rangeTo}, iv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p == nil {
-			return "events"
-		}
-		var names []string
-		for _, s := range p.segments {
-			names = append(names, s.table)
-		}
-		return fmt.Sprintf("%s+%d edges", strings.Join(names, ","), len(p.edges))
-	}
 	cases := []struct {
 		js   string
 		iv   time.Duration
 		want string
 	}{
-		{`{"queryType":"timeseries","groupBy":"action"}`, time.Hour, "rollup_hourly_kind+2 edges"},
-		{`{"queryType":"timeseries","groupBy":"principal"}`, time.Hour, "rollup_hourly+2 edges"},
-		{`{"queryType":"timeseries","groupBy":"principal"}`, 24 * time.Hour, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
-		{`{"queryType":"top","groupBy":"principal"}`, 0, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
-		{`{"queryType":"top","groupBy":"status","principals":["x"]}`, 0, "rollup_hourly,rollup_daily,rollup_hourly+2 edges"},
+		{`{"queryType":"timeseries","groupBy":"action"}`, time.Hour, "rollup_hourly_kind,events,events"},
+		{`{"queryType":"timeseries","groupBy":"principal"}`, time.Hour, "rollup_hourly,events,events"},
+		{`{"queryType":"timeseries","groupBy":"principal"}`, 24 * time.Hour, "rollup_hourly,rollup_daily,rollup_hourly,events,events"},
+		{`{"queryType":"top","groupBy":"principal"}`, 0, "rollup_hourly,rollup_daily,rollup_hourly,events,events"},
+		{`{"queryType":"top","groupBy":"status","principals":["x"]}`, 0, "rollup_hourly,rollup_daily,rollup_hourly,events,events"},
 		{`{"queryType":"top","groupBy":"sourceIp"}`, 0, "events"},
 		{`{"queryType":"top","groupBy":"action","search":"x"}`, 0, "events"},
 		{`{"queryType":"timeseries"}`, 7 * time.Minute, "events"},
+		{`{"queryType":"values","field":"sourceIp","sourceIps":["10.0.0.0/8"]}`, 0, "rollup_values"},
+		{`{"queryType":"values","field":"action","statuses":["FAILED"]}`, 0, "rollup_hourly_kind"},
+		{`{"queryType":"values","field":"principal"}`, 0, "rollup_daily"},
+		{`{"queryType":"values","field":"action","search":"zebra"}`, 0, "events_search,events"},
 	}
 	for _, c := range cases {
-		if got := tables(c.js, c.iv); got != c.want {
+		if got := tablesRead(t, f, c.js, c.iv); got != c.want {
 			t.Errorf("%s / %s: %s, want %s", c.js, c.iv, got, c.want)
 		}
 	}

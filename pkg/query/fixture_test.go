@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/seed/wizauditlogs/pkg/store"
 	"net/netip"
 	"os"
@@ -17,13 +18,17 @@ import (
 
 	"github.com/seed/wizauditlogs/pkg/auditlog"
 	"github.com/seed/wizauditlogs/pkg/cache"
+	"github.com/seed/wizauditlogs/pkg/store/postgres"
+	"github.com/seed/wizauditlogs/pkg/store/postgres/pgtest"
 	"github.com/seed/wizauditlogs/pkg/wiz"
 	"github.com/seed/wizauditlogs/pkg/wizfake"
 )
 
 // The shared data set: a seeded fake tenant's events decoded as the syncer would, plus a few
 // hand-made oddities (IPv6 and mapped addresses, a source IP that is no IP, SQL metacharacters,
-// quotes, no principal, no source IP), stored once in a real cache file.
+// quotes, no principal, no source IP), stored once in each store: real SQLite cache files
+// and a fresh database on the package's PostgreSQL cluster. Every engine test runs over both
+// and expects the same answers.
 
 var fixEnd = time.Date(2026, 6, 10, 12, 34, 56, 0, time.UTC)
 
@@ -31,8 +36,17 @@ type fixture struct {
 	entries []auditlog.Entry
 	cache   *cache.Cache // search index fully built
 	partial *cache.Cache // the same events, the first half indexed and the rest still queued
+	pg      *postgres.Store
 	dir     string
 }
+
+// backends returns an engine per store, as shipped.
+func backends(f *fixture) map[string]*Engine {
+	return map[string]*Engine{"sqlite": NewEngine(f.cache), "postgres": NewEngine(f.pg)}
+}
+
+// Both stores implement the engine's reads.
+var _, _ Store = (*cache.Cache)(nil), (*postgres.Store)(nil)
 
 var (
 	fixOnce sync.Once
@@ -41,10 +55,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if fix != nil {
 		_ = fix.cache.Close()
 		_ = fix.partial.Close()
+		_ = fix.pg.Close()
 		_ = os.RemoveAll(fix.dir)
 	}
 	os.Exit(code)
@@ -52,14 +67,28 @@ func TestMain(m *testing.M) {
 
 func getFixture(t testing.TB) *fixture {
 	t.Helper()
-	fixOnce.Do(func() { fix, fixErr = buildFixture() })
+	fixOnce.Do(func() { fix, fixErr = buildFixture(&fixtureTB{TB: t}) })
 	if fixErr != nil {
 		t.Fatalf("fixture: %v", fixErr)
 	}
 	return fix
 }
 
-func buildFixture() (*fixture, error) {
+// fixtureTB lends pgtest the test that builds the shared fixture, without tying the fixture's
+// database to that test's end: the database lives as long as the package's cluster
+// (pgtest.Main removes it).
+type fixtureTB struct {
+	testing.TB
+	err error
+}
+
+func (t *fixtureTB) Helper()        {}
+func (t *fixtureTB) Cleanup(func()) {}
+func (t *fixtureTB) Fatalf(format string, args ...any) {
+	t.err = fmt.Errorf(format, args...)
+}
+
+func buildFixture(t *fixtureTB) (*fixture, error) {
 	ten := wizfake.New(wizfake.Options{Seed: 42, Events: 6000, Span: 72 * time.Hour, End: fixEnd})
 	var entries []auditlog.Entry
 	for _, ev := range ten.Events() {
@@ -99,6 +128,22 @@ func buildFixture() (*fixture, error) {
 					}
 				}
 			}
+		}
+	}
+	url := pgtest.NewDatabase(t)
+	if t.err != nil {
+		return nil, t.err
+	}
+	ctx := context.Background()
+	if f.pg, err = postgres.Open(ctx, url, 1, "fixture", postgres.Options{}); err != nil {
+		return nil, err
+	}
+	if ok, err := f.pg.TryLead(ctx); !ok || err != nil {
+		return nil, fmt.Errorf("lead the PostgreSQL store: %v, %w", ok, err)
+	}
+	for i := 0; i < len(entries); i += 500 {
+		if _, err := f.pg.Apply(ctx, entries[i:min(i+500, len(entries))], store.Update{}); err != nil {
+			return nil, err
 		}
 	}
 	return f, nil

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+
+	"github.com/seed/wizauditlogs/pkg/cache"
 )
 
 // expectedTerms is the model of a newTerms query: the combinations of q.Fields among the
@@ -124,8 +126,6 @@ func TestNewTermsMatchModel(t *testing.T) {
 func TestNewTermsRollupChosen(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	db := f.cache.ReadDB()
 	for _, c := range []struct {
 		js       string
 		from, to time.Time
@@ -136,13 +136,11 @@ func TestNewTermsRollupChosen(t *testing.T) {
 		{`{"queryType":"newTerms","fields":["action"],"search":"curl"}`, fixEnd.Add(-10 * time.Hour), fixEnd, false},
 		{`{"queryType":"newTerms","fields":["sourceIp"]}`, fixEnd.Add(-7 * time.Hour), fixEnd.Add(-6 * time.Hour), true},
 	} {
-		q := mustParse(t, c.js)
-		if err := e.prepare(context.Background(), db, &q); err != nil {
-			t.Fatal(err)
-		}
-		_, ok, err := e.newTermsRollup(context.Background(), db, &q, Request{From: c.from, To: c.to})
-		if err != nil || ok != c.want {
-			t.Errorf("%s %s..%s: rollup %v, %v; want %v", c.js, c.from, c.to, ok, err, c.want)
+		var rollup bool
+		e := NewEngine(f.cache.Reader(cache.ReadOptions{Trace: func(table string) { rollup = rollup || table == "rollup_terms_daily" }}))
+		_, err := e.Run(context.Background(), Request{Query: mustParse(t, c.js), From: c.from, To: c.to}, fresh)
+		if err != nil || rollup != c.want {
+			t.Errorf("%s %s..%s: rollup %v, %v; want %v", c.js, c.from, c.to, rollup, err, c.want)
 		}
 	}
 }
@@ -152,20 +150,23 @@ func TestNewTermsRollupChosen(t *testing.T) {
 func TestNewTermsForAlert(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	q := mustParse(t, `{"queryType":"newTerms","fields":["principal","sourceIp"],"lookback":"1d"}`)
-	frames, err := e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-10 * time.Hour), To: fixEnd, RefID: "A", ForAlert: true}, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr := frames[0]
-	if len(frames) != 1 || fr.Meta.Type != data.FrameTypeNumericLong || len(fr.Fields) != 3 || fr.Rows() == 0 {
-		t.Fatalf("frames %d, type %s, fields %d, rows %d", len(frames), fr.Meta.Type, len(fr.Fields), fr.Rows())
-	}
-	if fr.Fields[0].Name != "principal" || fr.Fields[1].Name != "sourceIp" || fr.Fields[2].Name != "count" || fr.Fields[2].Type() != data.FieldTypeInt64 {
-		t.Fatalf("fields %s %s %s", fr.Fields[0].Name, fr.Fields[1].Name, fr.Fields[2].Name)
-	}
-	if ts := fr.TimeSeriesSchema().Type; ts != data.TimeSeriesTypeNot {
-		t.Fatalf("time series type %s: Grafana would not read numbers", ts)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			q := mustParse(t, `{"queryType":"newTerms","fields":["principal","sourceIp"],"lookback":"1d"}`)
+			frames, err := e.Run(context.Background(), Request{Query: q, From: fixEnd.Add(-10 * time.Hour), To: fixEnd, RefID: "A", ForAlert: true}, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr := frames[0]
+			if len(frames) != 1 || fr.Meta.Type != data.FrameTypeNumericLong || len(fr.Fields) != 3 || fr.Rows() == 0 {
+				t.Fatalf("frames %d, type %s, fields %d, rows %d", len(frames), fr.Meta.Type, len(fr.Fields), fr.Rows())
+			}
+			if fr.Fields[0].Name != "principal" || fr.Fields[1].Name != "sourceIp" || fr.Fields[2].Name != "count" || fr.Fields[2].Type() != data.FieldTypeInt64 {
+				t.Fatalf("fields %s %s %s", fr.Fields[0].Name, fr.Fields[1].Name, fr.Fields[2].Name)
+			}
+			if ts := fr.TimeSeriesSchema().Type; ts != data.TimeSeriesTypeNot {
+				t.Fatalf("time series type %s: Grafana would not read numbers", ts)
+			}
+		})
 	}
 }

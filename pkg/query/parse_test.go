@@ -114,41 +114,44 @@ func manyStrings(n int) string {
 func TestHostileInput(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	long := strings.Repeat("' OR 1=1; DROP TABLE events; -- %_\\\"", 100*1024/36)
-	meta := []string{`'`, `"`, `%`, `_`, `\`, `' OR '1'='1`, `); DROP TABLE events;--`, "\x00", `*`, `?`, `$1`, long}
-	for _, m := range meta {
-		mj, _ := json.Marshal(m)
-		ms := string(mj)
-		for _, js := range []string{
-			`{"actions":[` + ms + `]}`, `{"statuses":[` + ms + `,"SUCCESS"]}`, `{"principals":[` + ms + `]}`,
-			`{"search":` + ms + `}`, `{"actions":[` + ms + `],"search":` + ms + `}`,
-		} {
-			for _, typ := range []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues} {
-				q := queryWith(t, js, `"queryType":"`+typ+`","groupBy":"principal","field":"action"`)
-				frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, Interval: time.Hour}, fresh)
-				if err != nil {
-					t.Fatalf("%s %.80s: %v", typ, js, err)
-				}
-				if typ == TypeLogs {
-					if want := len(f.expected(&q, rangeFrom, rangeTo)); frames[0].Rows() != min(want, 1000) {
-						t.Fatalf("%.80s: %d rows, want %d", js, frames[0].Rows(), want)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			long := strings.Repeat("' OR 1=1; DROP TABLE events; -- %_\\\"", 100*1024/36)
+			meta := []string{`'`, `"`, `%`, `_`, `\`, `' OR '1'='1`, `); DROP TABLE events;--`, "\x00", `*`, `?`, `$1`, long}
+			for _, m := range meta {
+				mj, _ := json.Marshal(m)
+				ms := string(mj)
+				for _, js := range []string{
+					`{"actions":[` + ms + `]}`, `{"statuses":[` + ms + `,"SUCCESS"]}`, `{"principals":[` + ms + `]}`,
+					`{"search":` + ms + `}`, `{"actions":[` + ms + `],"search":` + ms + `}`,
+				} {
+					for _, typ := range []string{TypeLogs, TypeTable, TypeTimeSeries, TypeTop, TypeValues} {
+						q := queryWith(t, js, `"queryType":"`+typ+`","groupBy":"principal","field":"action"`)
+						frames, err := e.Run(context.Background(), Request{Query: q, From: rangeFrom, To: rangeTo, Interval: time.Hour}, fresh)
+						if err != nil {
+							t.Fatalf("%s %.80s: %v", typ, js, err)
+						}
+						if typ == TypeLogs {
+							if want := len(f.expected(&q, rangeFrom, rangeTo)); frames[0].Rows() != min(want, 1000) {
+								t.Fatalf("%.80s: %d rows, want %d", js, frames[0].Rows(), want)
+							}
+						}
 					}
 				}
 			}
-		}
-	}
-	// A hostile value in the principalType, groupBy or field position is refused by name.
-	for _, js := range []string{`{"principalType":"user' OR 1=1"}`, `{"queryType":"top","groupBy":"action; DROP TABLE events"}`,
-		`{"queryType":"values","field":` + mustJSON(long) + `}`} {
-		if _, err := Parse(json.RawMessage(js)); !errors.Is(err, ErrInvalidQuery) || len(err.Error()) > 300 {
-			t.Errorf("Parse(%.60s) = %.300v", js, err)
-		}
-	}
-	// The table is still there.
-	var n int
-	if err := f.cache.ReadDB().QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil || n != len(f.entries) {
-		t.Fatalf("events: %d, %v", n, err)
+			// A hostile value in the principalType, groupBy or field position is refused by name.
+			for _, js := range []string{`{"principalType":"user' OR 1=1"}`, `{"queryType":"top","groupBy":"action; DROP TABLE events"}`,
+				`{"queryType":"values","field":` + mustJSON(long) + `}`} {
+				if _, err := Parse(json.RawMessage(js)); !errors.Is(err, ErrInvalidQuery) || len(err.Error()) > 300 {
+					t.Errorf("Parse(%.60s) = %.300v", js, err)
+				}
+			}
+			// The table is still there.
+			var n int
+			if err := f.cache.ReadDB().QueryRow("SELECT count(*) FROM events").Scan(&n); err != nil || n != len(f.entries) {
+				t.Fatalf("events: %d, %v", n, err)
+			}
+		})
 	}
 }
 
@@ -160,10 +163,13 @@ func mustJSON(v any) string {
 func TestBadRangeIsUserError(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	_, err := e.Run(context.Background(), Request{Query: mustParse(t, `{}`), From: fixEnd, To: fixEnd.Add(-time.Hour)}, fresh)
-	if !errors.Is(err, ErrInvalidQuery) {
-		t.Fatalf("reversed range: %v", err)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.Run(context.Background(), Request{Query: mustParse(t, `{}`), From: fixEnd, To: fixEnd.Add(-time.Hour)}, fresh)
+			if !errors.Is(err, ErrInvalidQuery) {
+				t.Fatalf("reversed range: %v", err)
+			}
+		})
 	}
 }
 
@@ -171,77 +177,80 @@ func TestBadRangeIsUserError(t *testing.T) {
 func TestFrameShapes(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	type fieldShape struct {
-		name string
-		typ  data.FieldType
-	}
-	cases := []struct {
-		js     string
-		fields []fieldShape
-		meta   data.FrameMeta
-	}{
-		{`{"queryType":"logs"}`, []fieldShape{{"timestamp", data.FieldTypeTime}, {"body", data.FieldTypeString},
-			{"severity", data.FieldTypeString}, {"id", data.FieldTypeString}, {"labels", data.FieldTypeJSON}},
-			data.FrameMeta{Type: data.FrameTypeLogLines, PreferredVisualization: data.VisTypeLogs}},
-		{`{"queryType":"table"}`, []fieldShape{{"timestamp", data.FieldTypeTime}, {"id", data.FieldTypeString},
-			{"action", data.FieldTypeString}, {"status", data.FieldTypeString}, {"principal", data.FieldTypeString},
-			{"principalId", data.FieldTypeString}, {"principalType", data.FieldTypeString}, {"sourceIp", data.FieldTypeString},
-			{"userAgent", data.FieldTypeString}, {"requestId", data.FieldTypeString}, {"actionParameters", data.FieldTypeJSON}},
-			data.FrameMeta{Type: data.FrameTypeTable, PreferredVisualization: data.VisTypeTable}},
-		{`{"queryType":"timeseries","groupBy":"status"}`, []fieldShape{{"time", data.FieldTypeTime}, {"count", data.FieldTypeFloat64}},
-			data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1}}},
-		{`{"queryType":"top","groupBy":"status"}`, []fieldShape{{"value", data.FieldTypeString}, {"count", data.FieldTypeInt64}},
-			data.FrameMeta{Type: data.FrameTypeTable}},
-		{`{"queryType":"values","field":"status"}`, []fieldShape{{"value", data.FieldTypeString}},
-			data.FrameMeta{Type: data.FrameTypeTable}},
-	}
-	for _, c := range cases {
-		frames, err := e.Run(context.Background(), Request{Query: mustParse(t, c.js), From: rangeFrom, To: rangeTo, RefID: "B",
-			Interval: time.Hour}, fresh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, fr := range frames {
-			if fr.RefID != "B" {
-				t.Errorf("%s: refId %q", c.js, fr.RefID)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			type fieldShape struct {
+				name string
+				typ  data.FieldType
 			}
-			if len(fr.Fields) != len(c.fields) {
-				t.Fatalf("%s: %d fields, want %d", c.js, len(fr.Fields), len(c.fields))
+			cases := []struct {
+				js     string
+				fields []fieldShape
+				meta   data.FrameMeta
+			}{
+				{`{"queryType":"logs"}`, []fieldShape{{"timestamp", data.FieldTypeTime}, {"body", data.FieldTypeString},
+					{"severity", data.FieldTypeString}, {"id", data.FieldTypeString}, {"labels", data.FieldTypeJSON}},
+					data.FrameMeta{Type: data.FrameTypeLogLines, PreferredVisualization: data.VisTypeLogs}},
+				{`{"queryType":"table"}`, []fieldShape{{"timestamp", data.FieldTypeTime}, {"id", data.FieldTypeString},
+					{"action", data.FieldTypeString}, {"status", data.FieldTypeString}, {"principal", data.FieldTypeString},
+					{"principalId", data.FieldTypeString}, {"principalType", data.FieldTypeString}, {"sourceIp", data.FieldTypeString},
+					{"userAgent", data.FieldTypeString}, {"requestId", data.FieldTypeString}, {"actionParameters", data.FieldTypeJSON}},
+					data.FrameMeta{Type: data.FrameTypeTable, PreferredVisualization: data.VisTypeTable}},
+				{`{"queryType":"timeseries","groupBy":"status"}`, []fieldShape{{"time", data.FieldTypeTime}, {"count", data.FieldTypeFloat64}},
+					data.FrameMeta{Type: data.FrameTypeTimeSeriesMulti, TypeVersion: data.FrameTypeVersion{0, 1}}},
+				{`{"queryType":"top","groupBy":"status"}`, []fieldShape{{"value", data.FieldTypeString}, {"count", data.FieldTypeInt64}},
+					data.FrameMeta{Type: data.FrameTypeTable}},
+				{`{"queryType":"values","field":"status"}`, []fieldShape{{"value", data.FieldTypeString}},
+					data.FrameMeta{Type: data.FrameTypeTable}},
 			}
-			for i, fs := range c.fields {
-				if fr.Fields[i].Name != fs.name || fr.Fields[i].Type() != fs.typ {
-					t.Errorf("%s: field %d = %s %s, want %s %s", c.js, i, fr.Fields[i].Name, fr.Fields[i].Type(), fs.name, fs.typ)
+			for _, c := range cases {
+				frames, err := e.Run(context.Background(), Request{Query: mustParse(t, c.js), From: rangeFrom, To: rangeTo, RefID: "B",
+					Interval: time.Hour}, fresh)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, fr := range frames {
+					if fr.RefID != "B" {
+						t.Errorf("%s: refId %q", c.js, fr.RefID)
+					}
+					if len(fr.Fields) != len(c.fields) {
+						t.Fatalf("%s: %d fields, want %d", c.js, len(fr.Fields), len(c.fields))
+					}
+					for i, fs := range c.fields {
+						if fr.Fields[i].Name != fs.name || fr.Fields[i].Type() != fs.typ {
+							t.Errorf("%s: field %d = %s %s, want %s %s", c.js, i, fr.Fields[i].Name, fr.Fields[i].Type(), fs.name, fs.typ)
+						}
+					}
+					if fr.Meta == nil || fr.Meta.Type != c.meta.Type || fr.Meta.TypeVersion != c.meta.TypeVersion ||
+						fr.Meta.PreferredVisualization != c.meta.PreferredVisualization {
+						t.Errorf("%s: meta %+v", c.js, fr.Meta)
+					}
+					if _, err := fr.MarshalJSON(); err != nil {
+						t.Errorf("%s: %v", c.js, err)
+					}
+				}
+				if strings.Contains(c.js, "timeseries") {
+					if len(frames) != 3 || frames[0].Fields[1].Labels["status"] != "SUCCESS" {
+						t.Errorf("series: %d, first labels %v", len(frames), frames[0].Fields[1].Labels)
+					}
 				}
 			}
-			if fr.Meta == nil || fr.Meta.Type != c.meta.Type || fr.Meta.TypeVersion != c.meta.TypeVersion ||
-				fr.Meta.PreferredVisualization != c.meta.PreferredVisualization {
-				t.Errorf("%s: meta %+v", c.js, fr.Meta)
+			// An ungrouped series over an empty range is one series of zeros, usable by alert rules.
+			frames, err := e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","actions":["Nope"]}`),
+				From: fixEnd.Add(-time.Hour), To: fixEnd, Interval: time.Minute}, fresh)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if _, err := fr.MarshalJSON(); err != nil {
-				t.Errorf("%s: %v", c.js, err)
+			if len(frames) != 1 || frames[0].Rows() != 61 || frames[0].Fields[1].At(60).(float64) != 0 {
+				t.Fatalf("empty series: %d frames, %d rows", len(frames), frames[0].Rows())
 			}
-		}
-		if strings.Contains(c.js, "timeseries") {
-			if len(frames) != 3 || frames[0].Fields[1].Labels["status"] != "SUCCESS" {
-				t.Errorf("series: %d, first labels %v", len(frames), frames[0].Fields[1].Labels)
+			// Grouped and empty: one frame with the type and no fields.
+			frames, err = e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","groupBy":"action","actions":["Nope"]}`),
+				From: fixEnd.Add(-time.Hour), To: fixEnd}, fresh)
+			if err != nil || len(frames) != 1 || len(frames[0].Fields) != 0 || frames[0].Meta.Type != data.FrameTypeTimeSeriesMulti {
+				t.Fatalf("empty grouped series: %v, %v", frames, err)
 			}
-		}
-	}
-	// An ungrouped series over an empty range is one series of zeros, usable by alert rules.
-	frames, err := e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","actions":["Nope"]}`),
-		From: fixEnd.Add(-time.Hour), To: fixEnd, Interval: time.Minute}, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(frames) != 1 || frames[0].Rows() != 61 || frames[0].Fields[1].At(60).(float64) != 0 {
-		t.Fatalf("empty series: %d frames, %d rows", len(frames), frames[0].Rows())
-	}
-	// Grouped and empty: one frame with the type and no fields.
-	frames, err = e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","groupBy":"action","actions":["Nope"]}`),
-		From: fixEnd.Add(-time.Hour), To: fixEnd}, fresh)
-	if err != nil || len(frames) != 1 || len(frames[0].Fields) != 0 || frames[0].Meta.Type != data.FrameTypeTimeSeriesMulti {
-		t.Fatalf("empty grouped series: %v, %v", frames, err)
+		})
 	}
 }
 
@@ -325,14 +334,17 @@ func TestNotices(t *testing.T) {
 	}
 	// Run attaches them to the first frame.
 	f := getFixture(t)
-	e := NewEngine(f.cache.ReadDB())
-	frames, err := e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","groupBy":"status"}`),
-		From: fixEnd.Add(-2 * time.Hour), To: fixEnd}, Freshness{SyncedUpTo: fixEnd.Add(-time.Hour), SyncError: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(frames[0].Meta.Notices) != 2 || len(frames[1].Meta.Notices) != 0 {
-		t.Fatalf("notices: %v / %v", frames[0].Meta.Notices, frames[1].Meta.Notices)
+	for name, e := range backends(f) {
+		t.Run(name, func(t *testing.T) {
+			frames, err := e.Run(context.Background(), Request{Query: mustParse(t, `{"queryType":"timeseries","groupBy":"status"}`),
+				From: fixEnd.Add(-2 * time.Hour), To: fixEnd}, Freshness{SyncedUpTo: fixEnd.Add(-time.Hour), SyncError: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frames[0].Meta.Notices) != 2 || len(frames[1].Meta.Notices) != 0 {
+				t.Fatalf("notices: %v / %v", frames[0].Meta.Notices, frames[1].Meta.Notices)
+			}
+		})
 	}
 }
 

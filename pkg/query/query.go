@@ -1,6 +1,7 @@
-// Package query answers the plugin's query model (docs/query-model.md) from the SQLite cache:
-// it parses and validates a query's JSON, runs it against the cache's read-only pool with bound
-// parameters only, and builds the data frames Grafana shows.
+// Package query answers the plugin's query model (docs/query-model.md) from a Store (the
+// SQLite cache or the PostgreSQL store): it parses and validates a query's JSON, resolves its
+// filters to plain value lists, reads through the Store's typed reads, and builds the data
+// frames Grafana shows.
 //
 // It knows Grafana's data frames but not its backend types: the Grafana glue maps a returned
 // *Error (a user's mistake) to a downstream error response, any other error to a plugin one.
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/seed/wizauditlogs/pkg/query/read"
 )
 
 // Query types.
@@ -72,16 +75,8 @@ var (
 // MaxListLen bounds the number of entries of a list filter.
 const MaxListLen = 1000
 
-// fieldColumns maps a groupBy/field name to its events column: the only place column names
-// come from. User input never reaches SQL text.
-var fieldColumns = map[string]string{
-	FieldAction:        "action",
-	FieldStatus:        "status",
-	FieldPrincipal:     "principal",
-	FieldPrincipalType: "principal_type",
-	FieldSourceIP:      "source_ip",
-	FieldUserAgent:     "user_agent",
-}
+// fieldColumns maps a groupBy/field name to its column in the stores: its keys are the fields.
+var fieldColumns = read.Columns
 
 // fieldNames in the order error messages list them.
 var fieldNames = []string{FieldAction, FieldStatus, FieldPrincipal, FieldPrincipalType, FieldSourceIP, FieldUserAgent}
@@ -130,11 +125,10 @@ type Query struct {
 	Lookback      time.Duration // newTerms: the window before the range (0: DefaultLookback)
 	Limit         int           // defaulted for logs, table, top and values; 0 for timeseries means all series
 
-	prefixes     []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
-	notPrefixes  []netip.Prefix // NotSourceIPs parsed
-	conds        []cond         // the filters with their value lists resolved (Engine.resolve)
-	searchRowids string         // JSON array of the search candidates' rowids; "" to scan (Engine.planSearch)
-	adhoc        []adhocMatch   // Adhoc parsed, in the same order
+	prefixes    []netip.Prefix // SourceIPs parsed, single addresses as /32 or /128
+	notPrefixes []netip.Prefix // NotSourceIPs parsed
+	conds       []cond         // the filters with their value lists resolved (Engine.resolve)
+	adhoc       []adhocMatch   // Adhoc parsed, in the same order
 }
 
 // AdhocFilter is one of Grafana's ad-hoc filters: key is a field name; operator = and !=

@@ -3,55 +3,14 @@ package query
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
 
 	"github.com/grafana/grafana-plugin-sdk-go/data"
+
+	"github.com/seed/wizauditlogs/pkg/query/read"
 )
-
-// event is one row of the events table as logs and table queries read it.
-type event struct {
-	id, requestID, action, status       string
-	principal, principalID, principalTy string
-	sourceIP, userAgent                 string
-	ts                                  int64
-	raw                                 []byte
-}
-
-// selectEvents reads the newest events in the range that match q, at most q.Limit of them,
-// newest first (ties by id, descending, so pages are stable).
-func (e *Engine) selectEvents(ctx context.Context, db *sql.DB, q *Query, r Request, withRaw bool) ([]event, error) {
-	var w where
-	w.timeRange(r.From, r.To)
-	w.filters(q, filterOpts{})
-	rawCol := "''"
-	if withRaw {
-		rawCol = "raw"
-	}
-	stmt := `SELECT id, request_id, action, status, principal, principal_id, principal_type,
-		source_ip, user_agent, ts, ` + rawCol + ` FROM ` + w.from() + ` WHERE ` + w.sql() + `
-		ORDER BY ts DESC, id DESC LIMIT ?`
-	rows, err := db.QueryContext(ctx, stmt, append(w.args, q.Limit)...)
-	if err != nil {
-		return nil, queryErr("read events", err)
-	}
-	defer rows.Close()
-	out := make([]event, 0, min(q.Limit, 1024))
-	for rows.Next() {
-		var ev event
-		if err := rows.Scan(&ev.id, &ev.requestID, &ev.action, &ev.status, &ev.principal, &ev.principalID,
-			&ev.principalTy, &ev.sourceIP, &ev.userAgent, &ev.ts, &ev.raw); err != nil {
-			return nil, queryErr("read events", err)
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, queryErr("read events", err)
-	}
-	return out, nil
-}
 
 // Severity of a log line by status.
 func severity(status string) string {
@@ -67,25 +26,25 @@ func severity(status string) string {
 }
 
 // body is the log line: "Login SUCCESS by MetronLabs (service account) from 203.0.113.7".
-func body(ev *event) string {
+func body(ev *read.Event) string {
 	var b strings.Builder
-	if ev.action != "" {
-		b.WriteString(ev.action)
+	if ev.Action != "" {
+		b.WriteString(ev.Action)
 	} else {
 		b.WriteString("(no action)")
 	}
-	if ev.status != "" {
+	if ev.Status != "" {
 		b.WriteByte(' ')
-		b.WriteString(ev.status)
+		b.WriteString(ev.Status)
 	}
-	who := ev.principal
+	who := ev.Principal
 	if who == "" {
-		who = ev.principalID
+		who = ev.PrincipalID
 	}
 	if who != "" {
 		b.WriteString(" by ")
 		b.WriteString(who)
-		switch ev.principalTy {
+		switch ev.PrincipalType {
 		case "serviceAccount":
 			b.WriteString(" (service account)")
 		case "user":
@@ -94,9 +53,9 @@ func body(ev *event) string {
 	} else {
 		b.WriteString(" by an unknown principal")
 	}
-	if ev.sourceIP != "" {
+	if ev.SourceIP != "" {
 		b.WriteString(" from ")
-		b.WriteString(ev.sourceIP)
+		b.WriteString(ev.SourceIP)
 	}
 	return b.String()
 }
@@ -112,8 +71,8 @@ type logLabels struct {
 	RequestID     string `json:"requestId,omitempty"`
 }
 
-func (e *Engine) logs(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
-	evs, err := e.selectEvents(ctx, db, q, r, false)
+func (e *Engine) logs(ctx context.Context, q *Query, r Request) (data.Frames, error) {
+	evs, err := e.store.Events(ctx, q.filter(""), r.From, r.To, q.Limit, false)
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +84,11 @@ func (e *Engine) logs(ctx context.Context, db *sql.DB, q *Query, r Request) (dat
 	labels := make([]json.RawMessage, n)
 	for i := range evs {
 		ev := &evs[i]
-		ts[i] = time.Unix(0, ev.ts).UTC()
+		ts[i] = time.Unix(0, ev.TS).UTC()
 		bodies[i] = body(ev)
-		sev[i] = severity(ev.status)
-		ids[i] = ev.id
-		l, err := json.Marshal(logLabels{ev.action, ev.status, ev.principal, ev.principalTy, ev.sourceIP, ev.userAgent, ev.requestID})
+		sev[i] = severity(ev.Status)
+		ids[i] = ev.ID
+		l, err := json.Marshal(logLabels{ev.Action, ev.Status, ev.Principal, ev.PrincipalType, ev.SourceIP, ev.UserAgent, ev.RequestID})
 		if err != nil {
 			return nil, err
 		}
@@ -151,8 +110,8 @@ func (e *Engine) logs(ctx context.Context, db *sql.DB, q *Query, r Request) (dat
 	return data.Frames{frame}, nil
 }
 
-func (e *Engine) table(ctx context.Context, db *sql.DB, q *Query, r Request) (data.Frames, error) {
-	evs, err := e.selectEvents(ctx, db, q, r, true)
+func (e *Engine) table(ctx context.Context, q *Query, r Request) (data.Frames, error) {
+	evs, err := e.store.Events(ctx, q.filter(""), r.From, r.To, q.Limit, true)
 	if err != nil {
 		return nil, err
 	}
@@ -165,11 +124,11 @@ func (e *Engine) table(ctx context.Context, db *sql.DB, q *Query, r Request) (da
 	params := make([]json.RawMessage, n)
 	for i := range evs {
 		ev := &evs[i]
-		ts[i] = time.Unix(0, ev.ts).UTC()
-		for j, v := range []string{ev.id, ev.action, ev.status, ev.principal, ev.principalID, ev.principalTy, ev.sourceIP, ev.userAgent, ev.requestID} {
+		ts[i] = time.Unix(0, ev.TS).UTC()
+		for j, v := range []string{ev.ID, ev.Action, ev.Status, ev.Principal, ev.PrincipalID, ev.PrincipalType, ev.SourceIP, ev.UserAgent, ev.RequestID} {
 			cols[j][i] = v
 		}
-		params[i] = actionParameters(ev.raw)
+		params[i] = actionParameters(ev.Raw)
 	}
 	frame := data.NewFrame(r.RefID,
 		data.NewField("timestamp", nil, ts),

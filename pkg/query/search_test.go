@@ -4,79 +4,42 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"testing"
 	"time"
-)
 
-func TestSearchTrigrams(t *testing.T) {
-	t.Parallel()
-	long := strings.Repeat("abcdefghij", 10)
-	for _, c := range []struct{ in, want string }{
-		{"", ""}, {"ab", ""}, {"  ab  ", ""}, {"\tab\n", ""}, {"é€", ""},
-		{"abc", `"abc"`},
-		{" ab", ""}, // three characters, two once trimmed
-		{"abc ", `"abc" AND "bc "`},
-		{"aaaaa", `"aaa"`},
-		{`a"bc`, `"a""b" AND """bc"`},
-		{`"""`, `""""""""`},
-		{"a*b:c", `"a*b" AND "*b:" AND "b:c"`},
-		{"ünï", `"ünï"`},
-		{"ab\x00cd", ""},
-		{"ab\xffcd", ""},
-	} {
-		if got := searchTrigrams(c.in); got != c.want {
-			t.Errorf("searchTrigrams(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
-	terms := strings.Split(searchTrigrams(long), " AND ")
-	if len(terms) != 10 { // ten distinct trigrams in a repeated ten-letter word
-		t.Errorf("%d terms for %q", len(terms), long)
-	}
-	var b strings.Builder
-	for i := 0; i < 500; i++ {
-		fmt.Fprintf(&b, "%03d", i)
-	}
-	terms = strings.Split(searchTrigrams(b.String()), " AND ")
-	if len(terms) != maxTrigrams || terms[0] != `"000"` || terms[len(terms)-1] != `"499"` {
-		t.Errorf("long needle: %d terms, first %s, last %s", len(terms), terms[0], terms[len(terms)-1])
-	}
-}
+	"github.com/seed/wizauditlogs/pkg/cache"
+)
 
 func TestSearchPlan(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
-	full, partial := NewEngine(f.cache.ReadDB()), NewEngine(f.partial.ReadDB())
-	capped := NewEngine(f.cache.ReadDB())
-	capped.maxSearchCandidates = 10
-	cappedPartial := NewEngine(f.partial.ReadDB())
-	cappedPartial.maxSearchCandidates = 100
-	scan := NewEngine(f.cache.ReadDB())
-	scan.noSearchIndex = true
 	for _, c := range []struct {
 		name   string
-		e      *Engine
+		c      *cache.Cache
+		o      cache.ReadOptions
 		search string
 		index  bool
 	}{
-		{"full", full, "zebra", true},
-		{"full", full, "ZEBRA-cross", true},
-		{"full", full, "login", true},
-		{"full", full, "qqq-nowhere", true}, // no candidates at all: an empty list, not the scan
-		{"full", full, "ze", false},
-		{"full", full, "", false},
-		{"partial", partial, "zebra", true},
-		{"capped", capped, "zebra", true},
-		{"capped", capped, "login", false},                // hundreds of candidates: walk the range
-		{"capped-partial", cappedPartial, "zebra", false}, // thousands of queued events
-		{"scan", scan, "zebra", false},
+		{"full", f.cache, cache.ReadOptions{}, "zebra", true},
+		{"full", f.cache, cache.ReadOptions{}, "ZEBRA-cross", true},
+		{"full", f.cache, cache.ReadOptions{}, "login", true},
+		{"full", f.cache, cache.ReadOptions{}, "qqq-nowhere", true}, // no candidates at all: an empty list, not the scan
+		{"full", f.cache, cache.ReadOptions{}, "ze", false},
+		{"partial", f.partial, cache.ReadOptions{}, "zebra", true},
+		{"capped", f.cache, cache.ReadOptions{MaxSearchCandidates: 10}, "zebra", true},
+		{"capped", f.cache, cache.ReadOptions{MaxSearchCandidates: 10}, "login", false},            // hundreds of candidates: walk the range
+		{"capped-partial", f.partial, cache.ReadOptions{MaxSearchCandidates: 100}, "zebra", false}, // thousands of queued events
+		{"scan", f.cache, cache.ReadOptions{NoSearchIndex: true}, "zebra", false},
 	} {
-		q := Query{Search: c.search}
-		if err := c.e.planSearch(context.Background(), c.e.db(), &q); err != nil {
+		used := false
+		c.o.Trace = func(table string) { used = used || table == "events_search" }
+		e := NewEngine(c.c.Reader(c.o))
+		_, err := e.Run(context.Background(), Request{Query: Query{Search: c.search}, From: rangeFrom, To: rangeTo}, fresh)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got := q.searchRowids != ""; got != c.index {
-			t.Errorf("%s, search %q: index used = %v, want %v", c.name, c.search, got, c.index)
+		if used != c.index {
+			t.Errorf("%s, search %q: index used = %v, want %v", c.name, c.search, used, c.index)
 		}
 	}
 }
@@ -96,9 +59,7 @@ func TestSearchMetacharactersArePlainText(t *testing.T) {
 	t.Parallel()
 	f := getFixture(t)
 	es := engines(f)
-	capped := NewEngine(f.cache.ReadDB()) // always the scan, as before the index
-	capped.maxSearchCandidates = 1
-	es["capped"] = capped
+	es["capped"] = NewEngine(f.cache.Reader(cache.ReadOptions{MaxSearchCandidates: 1})) // always the scan, as before the index
 	from, to := fixEnd.Add(-80*time.Hour), fixEnd
 	for _, needle := range searchNeedles {
 		q := Query{Search: needle}

@@ -12,10 +12,9 @@ import (
 // may be shared with other applications (Grafana's own, for example).
 const Schema = "wizauditlogs"
 
-// SearchText is the expression the search index covers, over an events row: the searched
-// fields lowercased, joined by a character nobody types (so a needle never matches across two
-// fields). A query must use this exact expression for the trigram index to serve it.
-const SearchText = `lower(id || chr(31) || request_id || chr(31) || action || chr(31) || principal || chr(31) ||
+// searchText1 is the expression step 1's search index covered (step 2 replaced it by the
+// search column): kept as step 1 shipped it.
+const searchText1 = `lower(id || chr(31) || request_id || chr(31) || action || chr(31) || principal || chr(31) ||
 	principal_id || chr(31) || user_agent || chr(31) || params)`
 
 // migrations is the schema as ordered forward steps. Step i (0-based) takes the database from
@@ -63,7 +62,7 @@ CREATE INDEX events_ds_ts           ON events (ds, ts);
 CREATE INDEX events_ds_action_ts    ON events (ds, action, ts);
 CREATE INDEX events_ds_status_ts    ON events (ds, status, ts);
 CREATE INDEX events_ds_principal_ts ON events (ds, principal, ts);
-CREATE INDEX events_search ON events USING gin ((` + SearchText + `) gin_trgm_ops);
+CREATE INDEX events_search ON events USING gin ((` + searchText1 + `) gin_trgm_ops);
 
 CREATE TABLE sync_state (
 	ds             integer PRIMARY KEY REFERENCES data_sources (id),
@@ -120,6 +119,14 @@ CREATE TABLE rollup_values (
 );
 CREATE UNIQUE INDEX rollup_values_key ON rollup_values (ds, field, md5(value));
 CREATE INDEX rollup_values_zero ON rollup_values (ds) WHERE n <= 0;
+`,
+	// 2: search reads a column computed at insert (see searchText): the expression of step 1
+	// read actionParameters as sent, with white space SQLite's json_extract leaves out, and
+	// folded non-ASCII case as SQLite does not. Its trigram index goes with it.
+	`
+ALTER TABLE events ADD COLUMN search text NOT NULL DEFAULT '';
+DROP INDEX events_search;
+CREATE INDEX events_search_text ON events USING gin (search gin_trgm_ops);
 `,
 }
 

@@ -427,58 +427,6 @@ func TestJSONByteIdentical(t *testing.T) {
 	}
 }
 
-// The search expression finds a needle in any searched field, case-folded, through the
-// trigram index.
-func TestSearchIndex(t *testing.T) {
-	t.Parallel()
-	s, _ := leading(t, Options{})
-	page := entries(rand.New(rand.NewSource(1)), base, 200, 1<<30)
-	page[7].ActionParameters = json.RawMessage(`{"reportName":"Quarterly-Secrets"}`)
-	page[9].UserAgent = "Mozilla/5.0 NeedleBrowser"
-	apply(t, s, page, store.Update{})
-	ctx := context.Background()
-	find := func(needle string) []string {
-		var ids []string
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
-				return err
-			}
-			// Without the data source condition, so that the trigram index is the only one
-			// the planner may use: it proves the expression matches the index.
-			rows, err := tx.Query(ctx, "EXPLAIN SELECT id FROM events WHERE "+SearchText+" LIKE '%' || lower($1) || '%'", needle)
-			if err != nil {
-				return err
-			}
-			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(strings.Join(lines, "\n"), "events_search") {
-				return fmt.Errorf("the search does not use the trigram index:\n%s", strings.Join(lines, "\n"))
-			}
-			rows, err = tx.Query(ctx, "SELECT id FROM events WHERE ds = $1 AND "+SearchText+" LIKE '%' || lower($2) || '%'", s.dsID, needle)
-			if err != nil {
-				return err
-			}
-			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ids
-	}
-	if got := find("quarterly-SECRETS"); fmt.Sprint(got) != fmt.Sprint([]string{page[7].ID}) {
-		t.Fatalf("params search found %v", got)
-	}
-	if got := find("needlebrowser"); fmt.Sprint(got) != fmt.Sprint([]string{page[9].ID}) {
-		t.Fatalf("user agent search found %v", got)
-	}
-	if got := find("nowhere-to-be-found"); len(got) != 0 {
-		t.Fatalf("found %v", got)
-	}
-}
-
 // Pages, state updates and pruning running at once (the syncer's live tail, backfill and
 // retention) take turns on the data source's row: no deadlock, exact rollups.
 func TestConcurrentWritesAndPrunes(t *testing.T) {

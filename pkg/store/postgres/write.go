@@ -21,9 +21,9 @@ import (
 const applySQL = `
 WITH ins AS (
 	INSERT INTO events (ds, id, ts, request_id, action, status, principal, principal_id, principal_type,
-		source_ip, user_agent, params, raw)
+		source_ip, user_agent, params, raw, search)
 	SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
 	ON CONFLICT DO NOTHING
 	RETURNING ts, action, status, principal_type, principal, principal_id, source_ip, user_agent
 ), hourly AS (
@@ -126,7 +126,7 @@ func columns(ds int32, entries []auditlog.Entry) []any {
 	n := len(entries)
 	ids, reqs, acts, sts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	pns, pids, pts, ips := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	uas, params, raws := make([]string, n), make([]string, n), make([]string, n)
+	uas, params, raws, search := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	tss := make([]int64, n)
 	for i := range entries {
 		e := &entries[i]
@@ -136,8 +136,9 @@ func columns(ds int32, entries []auditlog.Entry) []any {
 		pns[i], pids[i], pts[i] = text(e.PrincipalName), text(e.PrincipalID), text(e.PrincipalType)
 		ips[i], uas[i] = text(e.SourceIP), text(e.UserAgent)
 		params[i], raws[i] = text(string(e.ActionParameters)), text(string(e.Raw))
+		search[i] = searchText(ids[i], e)
 	}
-	return []any{ds, ids, tss, reqs, acts, sts, pns, pids, pts, ips, uas, params, raws}
+	return []any{ds, ids, tss, reqs, acts, sts, pns, pids, pts, ips, uas, params, raws, search}
 }
 
 // text makes s storable: PostgreSQL refuses text that is not UTF-8, which would fail the

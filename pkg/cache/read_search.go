@@ -1,13 +1,15 @@
-package query
+package cache
 
 import (
 	"context"
 	"database/sql"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/seed/wizauditlogs/pkg/query/read"
 )
 
-// The cache keeps a search index (see its schema's step 5): events_search, a contentless FTS5
+// The cache keeps a search index (see the schema's step 5): events_search, a contentless FTS5
 // table with the trigram tokenizer (case folded, no positions) over the searched text of each
 // event, keyed by the events rowid, and search_pending, the rowids of the events not indexed
 // yet. The syncer drains the queue in the background.
@@ -15,11 +17,6 @@ import (
 // A search of at least three characters reads its candidates from the index: the events that
 // hold every trigram of the needle, plus every queued event. The exact check of where.search
 // then runs on those rows only, so the answer is the scan's, with or without a queue.
-
-// DefaultMaxSearchCandidates bounds the candidates (index hits plus queued events) for which a
-// search looks events up by rowid. Beyond it (a needle found in a large share of the events, or
-// a queue not drained yet after an upgrade), walking the time range is faster.
-const DefaultMaxSearchCandidates = 50_000
 
 // maxTrigrams bounds the terms of an index query: a long needle is matched on an even sample
 // of its trigrams (still a superset of the rows that hold it).
@@ -66,43 +63,39 @@ func searchTrigrams(needle string) string {
 	return b.String()
 }
 
-// planSearch sets q.searchRowids when the search index should supply q's candidates: a needle
-// the index can match (searchTrigrams), a cache that has the index, and at most
-// maxSearchCandidates candidates. The candidates are read once, here, and every statement of
-// the query looks them up by rowid.
+// searchCandidates returns the rowids (a JSON array) to which a read with search narrows, or
+// "" to scan: a needle the index can match (searchTrigrams) with at most MaxSearchCandidates
+// candidates. The candidates are read once per read, here, and each of its statements looks
+// them up by rowid.
 //
 // They come from one read transaction and the statements run in later ones: an event stored
 // in between is not among them (as if the query had come a moment earlier), and one pruned in
 // between is not found; a rowid reused meanwhile holds another event, which the exact check
 // judges on its own text. So no answer holds an event that does not match.
-func (e *Engine) planSearch(ctx context.Context, db *sql.DB, q *Query) error {
-	q.searchRowids = ""
-	if q.Search == "" || e.noSearchIndex {
-		return nil
+func (r *Reader) searchCandidates(ctx context.Context, db *sql.DB, search string) (string, error) {
+	if search == "" || r.o.NoSearchIndex {
+		return "", nil
 	}
-	match := searchTrigrams(asciiLower(q.Search))
+	match := searchTrigrams(read.FoldASCII(search))
 	if match == "" {
-		return nil
+		return "", nil
 	}
-	s, err := e.schema(ctx, db)
-	if err != nil || !s.search {
-		return err
-	}
-	limit := e.maxSearchCandidates
+	limit := r.o.MaxSearchCandidates
 	if limit <= 0 {
 		limit = DefaultMaxSearchCandidates
 	}
 	// One row back (the list built by SQLite): no round trip per candidate.
 	var n int
 	var ids string
-	err = db.QueryRowContext(ctx, `SELECT count(*), json_group_array(rowid) FROM (
+	err := db.QueryRowContext(ctx, `SELECT count(*), json_group_array(rowid) FROM (
 		SELECT rowid FROM events_search WHERE events_search MATCH ?
 		UNION ALL SELECT rowid FROM search_pending LIMIT ?)`, match, limit+1).Scan(&n, &ids)
 	if err != nil {
-		return queryErr("search", err)
+		return "", readErr("search", err)
 	}
-	if n <= limit {
-		q.searchRowids = ids
+	if n > limit {
+		return "", nil
 	}
-	return nil
+	r.trace("events_search")
+	return ids, nil
 }
