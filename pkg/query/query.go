@@ -354,6 +354,13 @@ func (q *Query) validate() error {
 	if q.adhoc, err = parseAdhoc(q.Adhoc); err != nil {
 		return err
 	}
+	// Like groupBy and field, fields is checked whatever the query type (it only applies to
+	// newTerms).
+	for _, f := range q.Fields {
+		if _, ok := fieldColumns[f]; !ok {
+			return errorf("fields", "unknown field %q in fields: use %s", clip(f, 64), strings.Join(fieldNames, ", "))
+		}
+	}
 	switch q.Type {
 	case TypeTop:
 		if q.GroupBy == "" {
@@ -365,11 +372,6 @@ func (q *Query) validate() error {
 		}
 		if len(q.Fields) == 0 || len(q.Fields) > MaxTermsFields {
 			return errorf("fields", "a newTerms query takes 1 to %d fields, not %d: from %s", MaxTermsFields, len(q.Fields), strings.Join(fieldNames, ", "))
-		}
-		for _, f := range q.Fields {
-			if _, ok := fieldColumns[f]; !ok {
-				return errorf("fields", "unknown field %q in fields: use %s", clip(f, 64), strings.Join(fieldNames, ", "))
-			}
 		}
 		if q.Lookback == 0 {
 			q.Lookback = DefaultLookback
