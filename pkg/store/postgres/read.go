@@ -15,8 +15,7 @@ import (
 
 // The query engine's reads (query.Store), with the SQLite cache's answers: the same rollups
 // (see read.CountPlan), the same search, byte order for every sort and comparison (COLLATE
-// "C", SQLite's BINARY), ASCII-only case folding. New terms read the events (no terms rollup
-// here). Every value is a bound parameter.
+// "C", SQLite's BINARY), ASCII-only case folding. Every value is a bound parameter.
 
 // searchSep joins the searched fields in the search column: a needle never matches across two
 // fields unless it holds the separator (see pgWhere.search).
@@ -265,31 +264,112 @@ func (s *Store) Distinct(ctx context.Context, field string) ([]string, error) {
 	return out, nil
 }
 
-// NewTerms: see query.Store. One pass over the events of the lookback and the range: a
-// combination is new exactly when its earliest event there is at or after from.
+// NewTerms: see query.Store. A combination is new exactly when its earliest event in [since,
+// to] is at or after from: its count and first sight over that span are then those of the
+// range. rollup_terms_daily answers from whole days when it can be exact (newTermsRollup), the
+// events otherwise (one pass over the lookback and the range).
 func (s *Store) NewTerms(ctx context.Context, fields []string, f read.Filter, since, from, to time.Time, limit int) ([]read.Term, error) {
+	out, ok, err := s.newTermsRollup(ctx, fields, f, since, from, to, limit)
+	if err != nil || ok {
+		return out, err
+	}
+	return s.newTermsEvents(ctx, fields, f, since, from, to, limit)
+}
+
+// newTermsEvents answers NewTerms from the events.
+func (s *Store) newTermsEvents(ctx context.Context, fields []string, f read.Filter, since, from, to time.Time, limit int) ([]read.Term, error) {
 	w := newWhere(s.dsID)
 	w.timeRange(since, to)
 	w.filters(f, "")
+	cols := strings.Join(termCols(fields, ""), ", ")
+	stmt := `SELECT ` + cols + `, min(ts), count(*), 0::bigint FROM events WHERE ` + w.sql() +
+		` GROUP BY ` + cols + ` HAVING min(ts) >= ` + w.arg(from.UnixNano()) +
+		termsOrder(fields, "", "min(ts)") + ` LIMIT ` + w.arg(limit)
+	return s.scanTerms(ctx, len(fields), stmt, w.args, to.UnixNano())
+}
+
+// termCols are the fields' columns, of the table or alias t ("" for none).
+func termCols(fields []string, t string) []string {
 	cols := make([]string, len(fields))
-	order := "min(ts) DESC"
-	for i, fl := range fields {
-		cols[i] = read.Columns[fl]
-		order += ", " + cols[i] + ` COLLATE "C"`
+	for i, f := range fields {
+		cols[i] = t + read.Columns[f]
 	}
-	stmt := `SELECT ` + strings.Join(cols, ", ") + `, min(ts), count(*) FROM events WHERE ` + w.sql() +
-		` GROUP BY ` + strings.Join(cols, ", ") + ` HAVING min(ts) >= ` + w.arg(from.UnixNano()) +
-		` ORDER BY ` + order + ` LIMIT ` + w.arg(limit)
-	vals := make([]string, len(fields))
-	var first, count int64
-	dest := make([]any, 0, len(fields)+2)
+	return cols
+}
+
+// termsOrder: newest first sight first, then by the values (byte order, as SQLite).
+func termsOrder(fields []string, t, firstSeen string) string {
+	o := " ORDER BY " + firstSeen + " DESC"
+	for _, c := range termCols(fields, t) {
+		o += ", " + c + ` COLLATE "C"`
+	}
+	return o
+}
+
+const day = int64(24 * time.Hour)
+
+// newTermsRollup answers from rollup_terms_daily when it can be exact, in the SQLite cache's
+// cases: no search, the window's start on an earlier UTC day than the range's, and no returned
+// combination with events after the range's end on its last day (its count would include
+// them). ok is false otherwise.
+//
+// A day's first and last timestamp per combination tell on which side of from, or of the
+// window's start, it has events. The candidates come from the range's days (few rows): none
+// may have an event on from's day before from. Then none may have one in the window's other
+// days: whole days after since's, and on since's day an event at last_ts >= since.
+func (s *Store) newTermsRollup(ctx context.Context, fields []string, f read.Filter, since, fromT, toT time.Time, limit int) (out []read.Term, ok bool, err error) {
+	t0, from, to := since.UnixNano(), fromT.UnixNano(), toT.UnixNano()
+	if f.Search != "" || t0 < 0 || t0/day >= from/day {
+		return nil, false, nil
+	}
+	d0, d1 := t0/day, from/day
+	w := newWhere(s.dsID)
+	w.conds = append(w.conds, "day >= "+w.arg(d1)+" AND day <= "+w.arg(to/day))
+	w.filters(f, "")
+	in := w.sql()
+	w.conds = []string{"ds = $1", "day >= " + w.arg(d0) + " AND day < " + w.arg(d1) +
+		" AND (day > " + w.arg(d0) + " OR last_ts >= " + w.arg(t0) + ")"}
+	w.filters(f, "")
+	for i, c := range termCols(fields, "") {
+		w.conds = append(w.conds, c+" = "+termCols(fields, "c.")[i])
+	}
+	before := w.sql()
+	cols := strings.Join(termCols(fields, ""), ", ")
+	stmt := `WITH cand AS (SELECT ` + cols + `, min(first_ts) AS first_seen, sum(n)::bigint AS cnt, max(last_ts) AS last
+			FROM rollup_terms_daily WHERE ` + in + ` GROUP BY ` + cols + `
+			HAVING NOT bool_or(day = ` + w.arg(d1) + ` AND first_ts < ` + w.arg(from) + `)
+				AND max(last_ts) >= ` + w.arg(from) + ` AND min(first_ts) <= ` + w.arg(to) + `)
+		SELECT c.* FROM cand AS c WHERE NOT EXISTS (SELECT FROM rollup_terms_daily WHERE ` + before + `)` +
+		termsOrder(fields, "c.", "c.first_seen") + ` LIMIT ` + w.arg(limit)
+	out, err = s.scanTerms(ctx, len(fields), stmt, w.args, to)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, t := range out {
+		if t.Count < 0 { // scanTerms marks a combination with events after to
+			return nil, false, nil
+		}
+	}
+	return out, true, nil
+}
+
+// scanTerms reads rows of the fields' values, first sight, count and last timestamp (0 when
+// not known); a last timestamp after the range marks the count as not exact (-1).
+func (s *Store) scanTerms(ctx context.Context, nFields int, stmt string, args []any, to int64) ([]read.Term, error) {
+	vals := make([]string, nFields)
+	var first, count, last int64
+	dest := make([]any, 0, nFields+3)
 	for i := range vals {
 		dest = append(dest, &vals[i])
 	}
-	dest = append(dest, &first, &count)
+	dest = append(dest, &first, &count, &last)
 	var out []read.Term
-	err := s.query(ctx, "new terms", stmt, w.args, dest, func() {
-		out = append(out, read.Term{Vals: append([]string(nil), vals...), FirstSeen: first, Count: count})
+	err := s.query(ctx, "new terms", stmt, args, dest, func() {
+		t := read.Term{Vals: append([]string(nil), vals...), FirstSeen: first, Count: count}
+		if last > to {
+			t.Count = -1
+		}
+		out = append(out, t)
 	})
 	if err != nil {
 		return nil, err

@@ -128,6 +128,41 @@ ALTER TABLE events ADD COLUMN search text NOT NULL DEFAULT '';
 DROP INDEX events_search;
 CREATE INDEX events_search_text ON events USING gin (search gin_trgm_ops);
 `,
+	// 3: what newTerms queries read, as the SQLite cache's rollup_terms_daily: per data source
+	// and UTC day, every distinct combination of the fields a query can filter or group on,
+	// with its event count and the timestamps of its first and last event that day. Keyed by
+	// a hash of the combination (termsKey): a user agent is whatever the client sent, too long
+	// for a B-tree entry. Filled here for the events already stored; Apply and Prune keep it.
+	// A pruned event leaves first_ts and last_ts as they were (bounds, no longer exact): only
+	// pruning deletes, from the oldest day on, which queries are then told is not covered.
+	`
+CREATE TABLE rollup_terms_daily (
+	ds integer NOT NULL, day bigint NOT NULL,
+	action text NOT NULL, status text NOT NULL, principal_type text NOT NULL,
+	principal text NOT NULL, principal_id text NOT NULL, source_ip text NOT NULL, user_agent text NOT NULL,
+	n bigint NOT NULL, first_ts bigint NOT NULL, last_ts bigint NOT NULL
+);
+INSERT INTO rollup_terms_daily
+SELECT ds, ts / 86400000000000, action, status, principal_type, principal, principal_id, source_ip, user_agent,
+	count(*), min(ts), max(ts)
+FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+CREATE UNIQUE INDEX rollup_terms_daily_key ON rollup_terms_daily (ds, day, (` + termsKey("") + `));
+CREATE INDEX rollup_terms_daily_zero ON rollup_terms_daily (ds) WHERE n <= 0;
+`,
+}
+
+// termsKey is the key of a combination in rollup_terms_daily (step 3: never change it), with
+// the columns of the table or alias t ("" for none): a hash of the hashes of its values, so
+// that no value's content can make two combinations one.
+func termsKey(t string) string {
+	k := ""
+	for _, c := range []string{"action", "status", "principal_type", "principal", "principal_id", "source_ip", "user_agent"} {
+		if k != "" {
+			k += " || "
+		}
+		k += "md5(" + t + c + ")"
+	}
+	return "md5(" + k + ")"
 }
 
 // SchemaVersion is the version of a database this package has fully migrated.

@@ -218,6 +218,10 @@ var rollupChecks = map[string][2]string{
 		`SELECT field, value, n FROM rollup_values WHERE ds = $1`,
 		`SELECT 'source_ip', source_ip, count(*) FROM events WHERE ds = $1 GROUP BY 2
 		 UNION ALL SELECT 'user_agent', user_agent, count(*) FROM events WHERE ds = $1 GROUP BY 2`},
+	"rollup_terms_daily": { // first_ts and last_ts: see checkTermsBounds
+		`SELECT day, action, status, principal_type, principal, principal_id, source_ip, user_agent, n FROM rollup_terms_daily WHERE ds = $1`,
+		`SELECT ts / 86400000000000, action, status, principal_type, principal, principal_id, source_ip, user_agent, count(*)
+		 FROM events WHERE ds = $1 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`},
 }
 
 func checkRollups(t testing.TB, s *Store) {
@@ -234,6 +238,7 @@ func checkRollups(t testing.TB, s *Store) {
 			t.Fatalf("%s differs from the events in %d rows", name, diff)
 		}
 	}
+	checkTermsBounds(t, s, false)
 	var n int64
 	if err := s.pool.QueryRow(ctx, "SELECT event_count FROM sync_state WHERE ds = $1", s.dsID).Scan(&n); err != nil || n != countEvents(t, s) {
 		t.Fatalf("event_count %d, rows %d, %v", n, countEvents(t, s), err)

@@ -18,7 +18,7 @@ import (
 // (unnest), the insert skips ids already stored and returns the rows it inserted, and each
 // rollup adds exactly those. Being one statement in the page's transaction, the rollups can
 // never drift from the events.
-const applySQL = `
+var applySQL = `
 WITH ins AS (
 	INSERT INTO events (ds, id, ts, request_id, action, status, principal, principal_id, principal_type,
 		source_ip, user_agent, params, raw, search)
@@ -47,12 +47,20 @@ WITH ins AS (
 	FROM ins CROSS JOIN LATERAL (VALUES ('source_ip', ins.source_ip), ('user_agent', ins.user_agent)) AS v (field, value)
 	GROUP BY 2, 3
 	ON CONFLICT (ds, field, md5(value)) DO UPDATE SET n = r.n + excluded.n
+), terms AS (
+	INSERT INTO rollup_terms_daily AS r (ds, day, action, status, principal_type, principal, principal_id,
+		source_ip, user_agent, n, first_ts, last_ts)
+	SELECT $1, ts / 86400000000000, action, status, principal_type, principal, principal_id, source_ip, user_agent,
+		count(*), min(ts), max(ts)
+	FROM ins GROUP BY 2, 3, 4, 5, 6, 7, 8, 9
+	ON CONFLICT (ds, day, (` + termsKey("") + `)) DO UPDATE SET n = r.n + excluded.n,
+		first_ts = least(r.first_ts, excluded.first_ts), last_ts = greatest(r.last_ts, excluded.last_ts)
 )
 SELECT count(*) FROM ins`
 
 // pruneSQL deletes the oldest events before a time, a batch at a time, and takes them out of
 // the rollups (Prune deletes the rows left at zero in the same transaction).
-const pruneSQL = `
+var pruneSQL = `
 WITH del AS (
 	DELETE FROM events AS e
 	USING (SELECT id FROM events WHERE ds = $1 AND ts < $2 ORDER BY ts LIMIT $3) AS old
@@ -82,6 +90,15 @@ WITH del AS (
 		FROM del CROSS JOIN LATERAL (VALUES ('source_ip', del.source_ip), ('user_agent', del.user_agent)) AS v (field, value)
 		GROUP BY 1, 2) AS d
 	WHERE r.ds = $1 AND r.field = d.field AND md5(r.value) = md5(d.value) AND r.value = d.value
+), terms AS (
+	UPDATE rollup_terms_daily AS r SET n = r.n - d.n
+	FROM (SELECT ts / 86400000000000 AS day, action, status, principal_type, principal, principal_id,
+			source_ip, user_agent, count(*) AS n
+		FROM del GROUP BY 1, 2, 3, 4, 5, 6, 7, 8) AS d
+	WHERE r.ds = $1 AND r.day = d.day AND ` + termsKey("r.") + ` = ` + termsKey("d.") + `
+		AND r.action = d.action AND r.status = d.status AND r.principal_type = d.principal_type
+		AND r.principal = d.principal AND r.principal_id = d.principal_id
+		AND r.source_ip = d.source_ip AND r.user_agent = d.user_agent
 )
 SELECT count(*) FROM del`
 
@@ -286,7 +303,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (deleted int, err e
 			if _, err := tx.Exec(bctx, "UPDATE sync_state SET event_count = greatest(0, event_count - $2) WHERE ds = $1", s.dsID, n); err != nil {
 				return err
 			}
-			for _, table := range []string{"rollup_hourly", "rollup_hourly_kind", "rollup_daily", "rollup_values"} {
+			for _, table := range []string{"rollup_hourly", "rollup_hourly_kind", "rollup_daily", "rollup_values", "rollup_terms_daily"} {
 				if _, err := tx.Exec(bctx, "DELETE FROM "+table+" WHERE ds = $1 AND n <= 0", s.dsID); err != nil {
 					return err
 				}
