@@ -93,7 +93,7 @@ export const LIST_KEYS: readonly ListKey[] = [...(Object.keys(NEGATED) as Includ
 
 export const DEFAULT_QUERY: Partial<WizQuery> = { queryType: 'logs' };
 
-/** jsonData of a data source: every key optional, see the settings table of the contract. */
+/** jsonData of a data source: every key optional, see the README's Settings table. */
 export interface WizOptions extends DataSourceJsonData {
   dataCenter?: string;
   apiUrl?: string;

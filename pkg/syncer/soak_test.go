@@ -234,7 +234,7 @@ func soak(t *testing.T, afterIn, beforeIn bool) {
 		}
 		mustAdd(now, group...)
 		// Late entries: stamped up to 10 minutes before they become visible, now or later in
-		// this minute (never past what PRODUCT.md promises).
+		// this minute (never past what docs/sync.md promises).
 		for range rng.Intn(6) {
 			vis := now.Add(time.Duration(rng.Int63n(int64(time.Minute))))
 			back := time.Duration(rng.Int63n(int64(10*time.Minute) + 1))

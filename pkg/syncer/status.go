@@ -40,7 +40,7 @@ type Status struct {
 	// first live window). Before it, events are missing: not backfilled (yet).
 	CoveredFrom *time.Time `json:"coveredFrom"`
 
-	// Beyond the contract:
+	// Beyond the documented endpoint (docs/sync.md):
 	// ErrorKind classifies the error behind state "error" (authentication, authorization, …).
 	ErrorKind string `json:"errorKind,omitempty"`
 	// ReadOnly: another instance or replica writes; this one serves queries (a follower).

@@ -177,7 +177,7 @@ function ListInput({ listKey, placeholder, values, options, onValues }: ListInpu
   );
 }
 
-/** The filters every query type shares (PRODUCT.md query model). */
+/** The filters every query type shares (docs/query-model.md). */
 export function FilterFields({ query, datasource, onChange, labelWidth = 16, showSearch = true }: Props) {
   const loadValues = useCallback(
     (field: string) =>
